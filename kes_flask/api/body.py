@@ -1,0 +1,91 @@
+"""Request bodies, decoded the way Go's encoding/json reads them into KES request structs.
+
+Clients send JSON with or without ``Content-Type`` and usually chunked (api.md §1.7,
+minio.md §2.2), so the body is read from the WSGI stream with a hard cap — never with
+``get_data()``, which would buffer an unbounded chunked body.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+from base64 import b64decode
+from typing import Any
+
+from flask import request
+
+from kes_flask.api.errors import KesError
+
+_decoder = json.JSONDecoder(object_pairs_hook=lambda pairs: {k.lower(): v for k, v in pairs})
+
+
+class BodyError(ValueError):
+    pass
+
+
+def read_body(max_body: int) -> bytes:
+    """Read at most ``max_body`` bytes; a larger body is an error (there is no 413 in KES)."""
+    length = request.content_length
+    if length is not None and length > max_body:
+        raise BodyError("body too large")
+    data = request.stream.read(max_body + 1)
+    if len(data) > max_body:
+        raise BodyError("body too large")
+    return data
+
+
+def decode_object(data: bytes) -> dict[str, Any]:
+    """One JSON object (keys lower-cased, last duplicate wins); ``null`` is an empty object.
+
+    Like Go, trailing bytes after the first value are ignored and an empty body is an error.
+    """
+    text = data.decode("utf-8", "replace").lstrip(" \t\r\n")
+    if not text:
+        raise BodyError("empty body")
+    try:
+        value, _ = _decoder.raw_decode(text)
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise BodyError(str(err)) from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BodyError("body is not a JSON object")
+    return value
+
+
+def read_object(max_body: int, message: str, *, optional: bool = False) -> dict[str, Any]:
+    """Read and decode the body, answering any problem with 400 ``message``."""
+    if optional and _declared_empty():
+        return {}  # like Go: the body is decoded only if its length is > 0 or unknown
+    try:
+        return decode_object(read_body(max_body))
+    except BodyError:
+        raise KesError(400, message) from None
+
+
+def _declared_empty() -> bool:
+    if request.content_length is not None:
+        return request.content_length == 0
+    return "chunked" not in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def bytes_field(obj: dict[str, Any], name: str) -> bytes:
+    """A Go ``[]byte`` field: standard padded base64, ``\\r``/``\\n`` ignored, null = empty."""
+    value = obj.get(name)
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        raise BodyError(f"{name} is not a string")
+    try:
+        return b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
+    except (binascii.Error, ValueError):
+        raise BodyError(f"{name} is not valid base64") from None
+
+
+def string_field(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BodyError(f"{name} is not a string")
+    return value

@@ -1,0 +1,51 @@
+"""KES errors and their JSON representation (api.md §2)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Response
+
+# The (status, message) pairs clients match on (api.md §2.2) — never reword these.
+NOT_ALLOWED = (403, "not authorized: insufficient permissions")
+KEY_NOT_FOUND = (404, "key does not exist")
+KEY_EXISTS = (400, "key already exists")
+POLICY_NOT_FOUND = (404, "policy does not exist")
+IDENTITY_NOT_FOUND = (404, "identity does not exist")
+NOT_AUTHENTIC = (400, "decryption failed: ciphertext is not authentic")
+NO_CERTIFICATE = (400, "tls: client certificate is required")
+NOT_TLS = (400, "insecure connection: TLS is required")
+INVALID_BODY = (400, "invalid request body")
+NOT_FOUND = (404, "404 page not found")
+
+
+class KesError(Exception):
+    """An error answered as ``{"message": ...}`` with its status code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers: dict[str, str] | None = None
+
+    def with_headers(self, headers: dict[str, str]) -> KesError:
+        self.headers = headers
+        return self
+
+    @classmethod
+    def of(cls, pair: tuple[int, str]) -> KesError:
+        return cls(*pair)
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    # Upstream writes the message with a JSON encoder (which appends a newline) and then "}".
+    body = '{"message":' + json.dumps(message) + "\n}"
+    return Response(body, status=status, mimetype="application/json", headers=headers)
+
+
+def invalid_name(kind: str, name: str) -> KesError:
+    return KesError(400, f"{kind} '{name}' is empty, too long or contains invalid characters")
+
+
+def invalid_pattern(pattern: str) -> KesError:
+    return KesError(400, f"listing pattern '{pattern}' is empty, too long or is invalid")

@@ -1,0 +1,95 @@
+"""The Flask application factory: one app per worker process, built from a validated config."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import IO
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from kes_flask.api import identity, keys, logs, policy, system
+from kes_flask.api.errors import NOT_FOUND, KesError, error_response
+from kes_flask.api.routes import configure_routes
+from kes_flask.auth import middleware
+from kes_flask.auth.peer import Identify, identify_gunicorn_peer
+from kes_flask.auth.policy import PolicySet
+from kes_flask.config.model import ServerConfig
+from kes_flask.crypto import Timestamp
+from kes_flask.keystore import open_keystore
+from kes_flask.keystore.base import Keystore
+from kes_flask.keystore.cache import KeyCache, LocalGeneration, SharedGeneration
+from kes_flask.runtime import EXTENSION, Runtime
+from kes_flask.telemetry.logs import AuditLog, LogHub, configure_error_log
+from kes_flask.telemetry.metrics import Metrics
+
+log = logging.getLogger("kes_flask.api")
+
+
+def create_app(
+    config: ServerConfig,
+    *,
+    keystore: Keystore | None = None,
+    generation: SharedGeneration | LocalGeneration | None = None,
+    identify: Identify = identify_gunicorn_peer,
+    started: Timestamp | None = None,
+    started_monotonic: float | None = None,
+    start_background_tasks: bool = True,
+    audit_stream: IO[str] | None = None,
+    error_stream: IO[str] | None = None,
+) -> Flask:
+    """Build the app. ``started`` is the server's start (kept across worker restarts)."""
+    app = Flask("kes_flask")
+    app.url_map.merge_slashes = False  # unclean paths are redirected by the middleware
+    for blueprint in (system.bp, keys.bp, policy.bp, identity.bp, logs.bp):
+        app.register_blueprint(blueprint)
+    middleware.install(app)
+    _install_error_handlers(app)
+
+    error_hub, audit_hub = LogHub(), LogHub()
+    configure_error_log(config.log.error, error_hub, error_stream)
+    cache = KeyCache(keystore or open_keystore(config.keystore), config.cache, generation)
+    if start_background_tasks:
+        cache.start()
+    app.extensions[EXTENSION] = Runtime(
+        config=config,
+        routes=configure_routes(config.api),
+        policies=PolicySet.from_config(config),
+        keys=cache,
+        identify=identify,
+        metrics=Metrics(started_monotonic),
+        audit=AuditLog(config.log.audit, audit_hub, audit_stream),
+        audit_hub=audit_hub,
+        error_hub=error_hub,
+        started=started or Timestamp.now(),
+        started_monotonic=started_monotonic if started_monotonic is not None else time.monotonic(),
+    )
+    return app
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(KesError)
+    def kes_error(err: KesError) -> Response:
+        return error_response(err.status, err.message, err.headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(err: HTTPException) -> Response | HTTPException:
+        if err.code is None or err.code < 400:
+            return err  # routing redirects pass through unchanged
+        if isinstance(err, NotFound):
+            return error_response(*NOT_FOUND)
+        if isinstance(err, MethodNotAllowed):
+            valid = set(err.valid_methods or ())
+            expected = "PUT" if "PUT" in valid else "DELETE" if "DELETE" in valid else "GET"
+            return error_response(
+                405,
+                f"received method '{request.method}' expected '{expected}'",
+                {"Accept": expected},
+            )
+        return error_response(err.code, (err.description or err.name).strip())
+
+    @app.errorhandler(Exception)
+    def unexpected_error(err: Exception) -> Response:
+        log.exception("internal error while handling the request")
+        return error_response(500, "internal server error")
