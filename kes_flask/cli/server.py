@@ -1,0 +1,136 @@
+"""``kes-flask server``: run the server (gunicorn master in this process)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from kes_flask.config.errors import ConfigError
+from kes_flask.server import hardening
+from kes_flask.server.banner import banner
+from kes_flask.server.gunicorn_app import (
+    DEFAULT_THREADS,
+    DEFAULT_WORKERS,
+    KesApplication,
+    ServerOptions,
+)
+from kes_flask.server.startup import ServerState, prepare
+
+_DEPRECATED = {
+    "key": "Specify the private key in the config file",
+    "cert": "Specify the certificate in the config file",
+    "auth": "Specify the client certificate verification in the config file",
+}
+
+
+def _warn_deprecated(flag: str) -> None:
+    click.echo(
+        f"WARNING: '--{flag}' flag is deprecated and no longer honored. {_DEPRECATED[flag]}",
+        err=True,
+    )
+
+
+@click.command("server", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config", "config_path", metavar="FILE", help="YAML config file (required unless --dev)."
+)
+@click.option(
+    "--addr",
+    default="",
+    metavar="IP:PORT",
+    help="Listen address; overrides 'address' in the config.",
+)
+@click.option("--dev", is_flag=True, help="Start a throwaway development server on 127.0.0.1:7373.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    envvar="KES_FLASK_WORKERS",
+    help="gunicorn worker processes [env: KES_FLASK_WORKERS].",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1024),
+    default=DEFAULT_THREADS,
+    show_default=True,
+    envvar="KES_FLASK_THREADS",
+    help="Request threads per worker [env: KES_FLASK_THREADS].",
+)
+@click.option("--mlock", is_flag=True, help="Lock all memory (mlockall) so keys never reach swap.")
+@click.option("--key", hidden=True, help="Deprecated, ignored.")
+@click.option("--cert", hidden=True, help="Deprecated, ignored.")
+@click.option("--auth", hidden=True, help="Deprecated, ignored.")
+def server(
+    config_path: str | None,
+    addr: str,
+    dev: bool,
+    workers: int,
+    threads: int,
+    mlock: bool,
+    key: str | None,
+    cert: str | None,
+    auth: str | None,
+) -> None:
+    """Start a KES server."""
+    for flag, value in (("key", key), ("cert", cert), ("auth", auth)):
+        if value is not None:
+            _warn_deprecated(flag)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    hardening.disable_core_dumps()
+    if mlock:
+        hardening.lock_memory()
+    if dev:
+        if config_path:
+            raise click.ClickException("'--config' flag is not supported in development mode")
+        _run_dev(addr, workers, threads, mlock)
+        return
+    if not config_path:
+        raise click.ClickException("open : no such file or directory")
+    _run(config_path, addr, workers, threads, mlock)
+
+
+def _run(config_path: str, addr: str, workers: int, threads: int, mlock: bool) -> None:
+    from kes_flask.config.loader import load_config
+
+    def load_state() -> ServerState:
+        return prepare(load_config(config_path), addr)
+
+    state = load_state()
+    options = ServerOptions(
+        workers=workers,
+        threads=threads,
+        mlock=mlock,
+        banner=lambda s: banner(s.config, s.keystore_description, s.host, s.port, mlock=mlock),
+        reload_state=load_state,
+    )
+    KesApplication(state, options).run()
+
+
+def _run_dev(addr: str, workers: int, threads: int, mlock: bool) -> None:
+    from kes_flask.server.address import parse_listen_address
+    from kes_flask.server.dev import DEV_ADDRESS, create_dev_environment
+
+    host, _ = parse_listen_address(addr or DEV_ADDRESS)
+    env = create_dev_environment(host)
+    try:
+        state = prepare(env.config, addr or DEV_ADDRESS)
+    except ConfigError:
+        env.remove()
+        raise
+    options = ServerOptions(
+        workers=workers,
+        threads=threads,
+        mlock=mlock,
+        banner=lambda s: banner(
+            s.config,
+            "Filesystem (temporary): " + env.directory,
+            s.host,
+            s.port,
+            api_key=str(env.api_key),
+        ),
+        on_exit=env.remove,
+    )
+    KesApplication(state, options).run()

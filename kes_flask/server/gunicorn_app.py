@@ -1,0 +1,150 @@
+"""kes-flask as a gunicorn application running in this process (the master).
+
+The master validates the configuration, connects the keystore and creates the pre-defined
+keys before binding; workers (gthread) each build the Flask app from the validated config.
+SIGHUP re-reads the config in the master first and only replaces the workers if the new
+config is valid — an invalid file is logged and the old workers keep serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.http.errors import InvalidHeader, UnsupportedTransferCoding
+from gunicorn.workers.gthread import ThreadWorker
+
+from kes_flask.app import create_app
+from kes_flask.config.errors import ConfigError
+from kes_flask.crypto import Timestamp
+from kes_flask.keystore.cache import SharedGeneration
+from kes_flask.runtime import EXTENSION
+from kes_flask.server import hardening
+from kes_flask.server.address import gunicorn_bind
+from kes_flask.server.banner import READY_LINE, RELOADED_LINE
+from kes_flask.server.startup import ServerState
+
+log = logging.getLogger("kes_flask.server")
+
+DEFAULT_WORKERS = 2
+DEFAULT_THREADS = 8
+KEEPALIVE_SECONDS = 90  # Go's idle timeout; MinIO keeps two idle connections per host
+GRACEFUL_TIMEOUT = 10
+
+
+@dataclass
+class ServerOptions:
+    workers: int = DEFAULT_WORKERS
+    threads: int = DEFAULT_THREADS
+    mlock: bool = False
+    banner: Callable[[ServerState], str] | None = None
+    reload_state: Callable[[], ServerState] | None = None  # None: SIGHUP reloading disabled
+    on_exit: Callable[[], None] | None = None
+
+
+class KesWorker(ThreadWorker):
+    """gthread with two adjustments: stop log streams on shutdown, never 5xx a client's mistake."""
+
+    def init_process(self) -> None:
+        if self.cfg.kes_mlock:  # type: ignore[attr-defined]
+            hardening.lock_memory()
+        super().init_process()
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        extensions = getattr(getattr(self, "wsgi", None), "extensions", {})
+        runtime = extensions.get(EXTENSION)
+        if runtime is not None:
+            runtime.stopping.set()
+        super().handle_exit(sig, frame)
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        if isinstance(exc, UnsupportedTransferCoding):  # gunicorn answers 501; it is a bad request
+            exc = InvalidHeader("Transfer-Encoding")
+        super().handle_error(req, client, addr, exc)
+
+
+class KesArbiter(Arbiter):
+    def handle_hup(self) -> None:
+        app: KesApplication = self.app  # type: ignore[assignment]
+        if app.options.reload_state is None:
+            self.log.info("SIGHUP ignored: configuration reloading is disabled in development mode")
+            return
+        print("SIGHUP signal received. Reloading configuration...", file=sys.stderr, flush=True)
+        try:
+            app.pending = app.options.reload_state()
+        except ConfigError as err:
+            print(f"Failed to reload server config: {err}", file=sys.stderr, flush=True)
+            return
+        except Exception as err:  # a reload must never take the master down
+            self.log.exception("Failed to reload server config")
+            print(f"Failed to reload server config: {err}", file=sys.stderr, flush=True)
+            return
+        super().handle_hup()
+        app.announce(RELOADED_LINE)
+
+
+class KesApplication(BaseApplication):
+    def __init__(self, state: ServerState, options: ServerOptions) -> None:
+        self.state = state
+        self.pending: ServerState | None = None
+        self.options = options
+        self.generation = SharedGeneration()  # before fork: shared by every worker
+        self.started = Timestamp.now()
+        self.started_monotonic = time.monotonic()
+        super().__init__()
+
+    def load_config(self) -> None:
+        if self.pending is not None:
+            if (self.pending.host, self.pending.port) != (self.state.host, self.state.port):
+                log.warning("the listen address cannot change on reload; keeping the old one")
+                self.pending.host, self.pending.port = self.state.host, self.state.port
+            self.state, self.pending = self.pending, None
+        state, options = self.state, self.options
+        settings = {
+            "bind": [gunicorn_bind(state.host, state.port)],
+            "workers": options.workers,
+            "threads": options.threads,
+            "worker_class": KesWorker,
+            "keepalive": KEEPALIVE_SECONDS,
+            "graceful_timeout": GRACEFUL_TIMEOUT,
+            "certfile": state.config.tls.cert,
+            "keyfile": state.config.tls.key,
+            "ssl_context": state.tls,
+            "control_socket_disable": True,
+            "proc_name": "kes-flask",
+            "errorlog": "-",
+            "loglevel": "info",
+            "accesslog": None,
+            "preload_app": False,
+            "when_ready": lambda _arbiter: self.announce(READY_LINE),
+        }
+        for name, value in settings.items():
+            self.cfg.set(name, value)
+        self.cfg.kes_mlock = options.mlock  # type: ignore[attr-defined]
+
+    def announce(self, line: str) -> None:
+        if self.options.banner is not None:
+            print(self.options.banner(self.state), flush=True)
+        print(line, flush=True)
+
+    def load(self):
+        return create_app(
+            self.state.config,
+            generation=self.generation,
+            started=self.started,
+            started_monotonic=self.started_monotonic,
+        )
+
+    def run(self) -> None:
+        master = os.getpid()
+        try:
+            KesArbiter(self).run()
+        finally:
+            if os.getpid() == master and self.options.on_exit is not None:
+                self.options.on_exit()
