@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import time
 from base64 import b64decode
 from typing import Any
 
@@ -19,6 +20,12 @@ from kes_flask.api.errors import KesError
 _decoder = json.JSONDecoder(object_pairs_hook=lambda pairs: {k.lower(): v for k, v in pairs})
 
 
+# An oversized body is read and discarded up to this much, so the connection stays usable for
+# the next request (gunicorn itself drains only 64 KiB and then closes the connection).
+DISCARD_LIMIT = 4 << 20
+DISCARD_SECONDS = 5.0
+
+
 class BodyError(ValueError):
     pass
 
@@ -27,11 +34,44 @@ def read_body(max_body: int) -> bytes:
     """Read at most ``max_body`` bytes; a larger body is an error (there is no 413 in KES)."""
     length = request.content_length
     if length is not None and length > max_body:
+        if length - max_body <= DISCARD_LIMIT:
+            _discard_rest()
         raise BodyError("body too large")
-    data = request.stream.read(max_body + 1)
+    try:
+        data = request.stream.read(max_body + 1)
+    except Exception as err:  # noqa: BLE001 - broken chunking, resets: the client's fault
+        raise BodyError(f"cannot read body: {err}") from None
     if len(data) > max_body:
+        _discard_rest()
         raise BodyError("body too large")
     return data
+
+
+def _discard_rest() -> None:
+    """Drain what is left of the body, bounded in bytes and time; past that the server closes."""
+    sock = request.environ.get("gunicorn.socket")
+    previous = sock.gettimeout() if sock is not None else None
+    deadline = time.monotonic() + DISCARD_SECONDS
+    discarded = 0
+    try:
+        while discarded < DISCARD_LIMIT:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = request.stream.read(64 * 1024)
+            if not chunk:
+                return
+            discarded += len(chunk)
+    except Exception:  # noqa: BLE001 - timeouts, framing errors: the connection closes after this
+        return
+    finally:
+        if sock is not None:
+            try:
+                sock.settimeout(previous)
+            except OSError:
+                pass
 
 
 def decode_object(data: bytes) -> dict[str, Any]:
