@@ -35,7 +35,7 @@ def _client_context(
 ) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_alpn_protocols(["h2", "http/1.1"])  # as Go clients do; the server must pick 1.1
+    context.set_alpn_protocols(["http/1.1"])  # this client speaks HTTP/1.1 only
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
