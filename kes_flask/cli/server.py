@@ -120,6 +120,12 @@ def _run_dev(addr: str, workers: int, threads: int, mlock: bool) -> None:
     except ConfigError:
         env.remove()
         raise
+    cert, key = env.client_files()
+    url = f"https://{state.host if state.host not in ('', '0.0.0.0') else '127.0.0.1'}:{state.port}"  # noqa: S104
+    hints = (
+        f"curl --cacert {env.server_cert} --cert {cert} --key {key} {url}/v1/status",
+        f"KES_SERVER={url} KES_API_KEY={env.api_key} kes key create my-key -k   (Go kes CLI)",
+    )
     options = ServerOptions(
         workers=workers,
         threads=threads,
@@ -130,6 +136,8 @@ def _run_dev(addr: str, workers: int, threads: int, mlock: bool) -> None:
             s.host,
             s.port,
             api_key=str(env.api_key),
+            mlock=mlock,
+            hints=hints,
         ),
         on_exit=env.remove,
     )

@@ -41,6 +41,7 @@ def banner(
     port: int,
     api_key: str = "",
     mlock: bool = False,
+    hints: tuple[str, ...] = (),
 ) -> str:
     def row(label: str, value: str) -> str:
         return f"{label:<11}{value}"
@@ -67,4 +68,8 @@ def banner(
     if mlock:
         lines.append(row("MLock", "enabled"))
     lines.append("")
+    for index, hint in enumerate(hints):
+        lines.append(row("Try" if index == 0 else "", hint))
+    if hints:
+        lines.append("")
     return "\n".join(lines)

@@ -11,7 +11,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from kes_flask.auth.certs import certificate_pem, private_key_pem, self_signed_server_certificate
+from kes_flask.auth.certs import (
+    certificate_pem,
+    client_certificate_for_api_key,
+    private_key_pem,
+    self_signed_server_certificate,
+)
 from kes_flask.auth.identity import APIKey
 from kes_flask.config.model import FSKeystoreConfig, ServerConfig, TLSConfig
 
@@ -23,6 +28,16 @@ class DevEnvironment:
     config: ServerConfig
     api_key: APIKey
     directory: str
+
+    @property
+    def server_cert(self) -> str:
+        return os.path.join(self.directory, "server.crt")
+
+    def client_files(self) -> tuple[str, str]:
+        """The admin's certificate and key, for clients that need files (curl)."""
+        return os.path.join(self.directory, "client.crt"), os.path.join(
+            self.directory, "client.key"
+        )
 
     def remove(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -39,6 +54,9 @@ def create_dev_environment(host: str) -> DevEnvironment:
     _write(key_path, private_key_pem(key), 0o600)
     _write(cert_path, certificate_pem(cert), 0o644)
     api_key = APIKey.generate()
+    _write(os.path.join(directory, "client.key"), private_key_pem(api_key.private_key), 0o600)
+    client_cert = client_certificate_for_api_key(api_key)
+    _write(os.path.join(directory, "client.crt"), certificate_pem(client_cert), 0o644)
     config = ServerConfig(
         admin_identity=api_key.identity,
         tls=TLSConfig(key=key_path, cert=cert_path),
