@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.kes_server import PKI, KesServer, config_yaml
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> PKI:
+    return PKI.create(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def start_server(tmp_path_factory: pytest.TempPathFactory, pki: PKI):
+    """Start ``kes-flask server`` with a config; every server is stopped at teardown."""
+    servers: list[KesServer] = []
+
+    def start(config: str | None = None, *, workers: int = 2, wait: bool = True, **kwargs) -> KesServer:  # noqa: ANN003
+        workdir = tmp_path_factory.mktemp("kes")
+        if config is None:
+            config = config_yaml(pki, str(workdir / "keys"))
+        server = KesServer(workdir, pki, config, workers=workers, **kwargs)
+        servers.append(server)
+        return server.start(wait=wait)
+
+    yield start
+    for server in servers:
+        server.stop()
