@@ -1,0 +1,89 @@
+"""Metrics and log streams of a single-worker server (multi-worker aggregation is separate)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+import pytest
+
+from tests.kes_server import PKI, KesServer
+
+pytestmark = pytest.mark.e2e
+
+
+def stream_events(server: KesServer, kind: str) -> queue.Queue:
+    events: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        try:
+            for event in server.client("admin", timeout=60).log_stream(kind):
+                events.put(event)
+        except Exception as err:  # noqa: BLE001 - the stream ends when the server stops
+            events.put(err)
+
+    threading.Thread(target=read, daemon=True).start()
+    return events
+
+
+def test_audit_stream_delivers_create_and_delete_events(start_server, pki: PKI):
+    server = start_server(workers=1)
+    events = stream_events(server, "audit")
+    time.sleep(0.5)  # let the subscription reach the server
+    client = server.client("admin")
+    client.create_key("audited")
+    client.generate_key("audited")  # not audited
+    client.delete_key("audited")
+    created = events.get(timeout=10)
+    deleted = events.get(timeout=10)
+    assert created["request"]["path"] == "/v1/key/create/audited"
+    assert created["request"]["identity"] == pki["admin"].identity
+    assert created["request"]["ip"] == "127.0.0.1"
+    assert created["response"]["code"] == 200
+    assert created["response"]["time"] > 0
+    assert created["time"].endswith("Z")
+    assert deleted["request"]["path"] == "/v1/key/delete/audited"
+    assert events.empty()
+    assert 'msg="secret key \'audited\' created"' in "\n".join(server.stdout)
+
+
+def test_error_stream_reports_tls_handshake_errors(start_server, pki: PKI):
+    server = start_server(workers=1)
+    events = stream_events(server, "error")
+    time.sleep(0.5)
+    import socket
+    import ssl
+
+    with socket.create_connection(("127.0.0.1", server.port)) as plain:
+        try:
+            with server.tls_context(None).wrap_socket(plain, server_hostname="localhost") as tls:
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass
+    event = events.get(timeout=10)
+    assert "TLS handshake error from 127.0.0.1" in event["message"]
+    assert "level=INFO" in event["message"]
+
+
+def test_metrics_count_handled_requests(start_server, pki: PKI):
+    server = start_server(workers=1)
+    admin, stranger = server.client("admin"), server.client("stranger")
+    admin.create_key("m")
+    for _ in range(3):
+        admin.generate_key("m")
+    try:
+        admin.describe_key("missing")
+    except Exception:  # noqa: BLE001, S110 - the 404 is what we count
+        pass
+    try:
+        stranger.describe_key("m")
+    except Exception:  # noqa: BLE001, S110 - 403s are not counted
+        pass
+    text = admin.metrics()
+    assert 'kes_http_request_success{code="200"} 4' in text
+    assert 'kes_http_request_error{code="404"} 1' in text
+    assert "kes_http_request_error{code=\"403\"}" not in text
+    assert "kes_http_response_time_count 5" in text
+    families = [line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")]
+    assert families == sorted(families) and len(families) == 13

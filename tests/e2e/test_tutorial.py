@@ -1,0 +1,152 @@
+"""Seed 004 ("KES on a MinIO Deployment") with ``kes`` replaced by ``kes-flask``, command by
+command, and the dev server that ``make run`` starts."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kes_flask.client import ErrKeyExists, ErrKeyNotFound, ErrNotAllowed, KesClient, KesServerError
+from kes_flask.server.banner import READY_LINE
+from tests.kes_server import free_port
+
+pytestmark = pytest.mark.e2e
+
+KES_FLASK = str(Path(sys.executable).with_name("kes-flask"))
+
+SEED_CONFIG = """\
+address: 0.0.0.0:7373 # Listen on all network interfaces on port 7373
+
+admin:
+  identity: disabled  # We disable the admin identity since we don't need it in this guide
+
+tls:
+  key: private.key    # The KES server TLS private key
+  cert: public.crt    # The KES server TLS certificate
+
+policy:
+  my-app:
+    allow:
+    - /v1/key/create/minio-*
+    - /v1/key/generate/minio-*
+    - /v1/key/decrypt/minio-*
+    identities:
+    - {identity} # Use the identity of your client.crt
+
+keystore:
+  fs:
+    path: ./keys # Choose a directory for the secret keys
+"""
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KES_FLASK, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+class Process:
+    """A server started like an operator does, waiting for the ready line."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [KES_FLASK, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True).start()
+        deadline = time.monotonic() + 30
+        while READY_LINE not in self.out:
+            assert self.proc.poll() is None, "\n".join(self.out + self.err)
+            assert time.monotonic() < deadline, "\n".join(self.out + self.err)
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+    @staticmethod
+    def _read(stream, sink: list[str]) -> None:  # noqa: ANN001
+        for line in stream:
+            sink.append(line.rstrip("\n"))
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+
+def test_seed_004_filesystem_tutorial(tmp_path: Path):
+    # 1. server key and certificate for 127.0.0.1 and localhost (the legacy spelling)
+    step = run(tmp_path, "identity", "new", "--ip", "127.0.0.1", "localhost")
+    assert step.returncode == 0, step.stderr
+    assert (tmp_path / "private.key").exists() and (tmp_path / "public.crt").exists()
+
+    # 2. MinIO's credentials
+    step = run(tmp_path, "identity", "new", "--key=client.key", "--cert=client.crt", "MinIO")
+    assert step.returncode == 0, step.stderr
+    printed = re.search(r"^   ([0-9a-f]{64})$", step.stdout, re.M)
+    assert printed, step.stdout
+    identity = printed.group(1)
+
+    # ... and the identity recomputed from the certificate
+    step = run(tmp_path, "identity", "of", "client.crt")
+    assert step.returncode == 0
+    assert identity in step.stdout
+
+    # 3. the tutorial's config, verbatim but for the identity
+    (tmp_path / "config.yml").write_text(SEED_CONFIG.format(identity=identity))
+
+    # 4. start the server as the tutorial says (port moved off 7373 for the test)
+    port = free_port()
+    server = Process(tmp_path, "server", "--config", "config.yml", "--auth", "off", "--addr", f"127.0.0.1:{port}")
+    assert any("'--auth' flag is deprecated" in line for line in server.err)
+    try:
+        minio = KesClient(
+            f"https://127.0.0.1:{port}",
+            cert_file=str(tmp_path / "client.crt"),
+            key_file=str(tmp_path / "client.key"),
+            ca_file=str(tmp_path / "public.crt"),  # MINIO_KMS_KES_CAPATH=public.crt
+        )
+        # MinIO's startup: generate the default key, create it on 404
+        with pytest.raises(KesServerError) as missing:
+            minio.generate_key("minio-default-key", b"{}")
+        assert missing.value == ErrKeyNotFound
+        minio.create_key("minio-default-key")
+        dek = minio.generate_key("minio-default-key", b'{"my-bucket":"my-bucket/object"}')
+        assert minio.decrypt("minio-default-key", dek.ciphertext, b'{"my-bucket":"my-bucket/object"}') == dek.plaintext
+        # `mc admin kms key create <alias> minio-key-name`
+        minio.create_key("minio-key-name")
+        with pytest.raises(KesServerError) as exists:
+            minio.create_key("minio-key-name")
+        assert exists.value == ErrKeyExists
+        with pytest.raises(KesServerError) as denied:
+            minio.create_key("my-key-1")
+        assert denied.value == ErrNotAllowed
+        assert sorted(os.listdir(tmp_path / "keys")) == ["minio-default-key", "minio-key-name"]
+    finally:
+        assert server.stop() == 0
+
+
+def test_dev_server_serves_and_cleans_up(tmp_path: Path):
+    port = free_port()
+    server = Process(tmp_path, "server", "--dev", "--addr", f"127.0.0.1:{port}")
+    banner = "\n".join(server.out)
+    api_key = re.search(r"API Key\s+(kes:v1:\S+)", banner).group(1)
+    directory = re.search(r"Filesystem \(temporary\): (\S+)", banner).group(1)
+    assert re.search(r"curl --cacert \S+ --cert \S+ --key \S+ https://127\.0\.0\.1:\d+/v1/status", banner)
+    try:
+        clients = [
+            KesClient(f"https://127.0.0.1:{port}", api_key=api_key, ca_file=f"{directory}/server.crt")
+            for _ in range(6)
+        ]
+        clients[0].create_key("dev-key")
+        for client in clients:  # separate connections: any of the two workers may answer
+            dek = client.generate_key("dev-key")
+            assert clients[-1].decrypt("dev-key", dek.ciphertext) == dek.plaintext
+    finally:
+        assert server.stop() == 0
+    assert not Path(directory).exists()
