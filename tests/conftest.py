@@ -15,7 +15,9 @@ def start_server(tmp_path_factory: pytest.TempPathFactory, pki: PKI):
     """Start ``kes-flask server`` with a config; every server is stopped at teardown."""
     servers: list[KesServer] = []
 
-    def start(config: str | None = None, *, workers: int = 2, wait: bool = True, **kwargs) -> KesServer:  # noqa: ANN003
+    def start(
+        config: str | None = None, *, workers: int = 2, wait: bool = True, **kwargs
+    ) -> KesServer:
         workdir = tmp_path_factory.mktemp("kes")
         if config is None:
             config = config_yaml(pki, str(workdir / "keys"))

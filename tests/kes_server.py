@@ -169,14 +169,17 @@ class KesServer:
             text=True,
             env=env,
         )
-        for stream, sink in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr)):
+        for stream, sink in (
+            (self.process.stdout, self.stdout),
+            (self.process.stderr, self.stderr),
+        ):
             threading.Thread(target=self._collect, args=(stream, sink), daemon=True).start()
         if wait:
             self.wait_for(READY_LINE)
             self.wait_for_port()
         return self
 
-    def _collect(self, stream, sink: list[str]) -> None:  # noqa: ANN001
+    def _collect(self, stream, sink: list[str]) -> None:
         for line in stream:
             with self._lock:
                 sink.append(line.rstrip("\n"))
@@ -186,7 +189,7 @@ class KesServer:
 
     def text(self) -> str:
         with self._lock:
-            return "\n".join(self.stdout + ["--- stderr ---"] + self.stderr)
+            return "\n".join([*self.stdout, "--- stderr ---", *self.stderr])
 
     def wait_for(self, needle: str, timeout: float = START_TIMEOUT, count: int = 1) -> None:
         deadline = time.monotonic() + timeout
@@ -244,10 +247,12 @@ class KesServer:
                 raise TimeoutError(f"expected {self.workers} workers, found {pids}")
             time.sleep(0.05)
 
-    def client(self, name: str, **kwargs) -> KesClient:  # noqa: ANN003
+    def client(self, name: str, **kwargs) -> KesClient:
         identity = self.pki[name]
         if identity.api_key is not None and kwargs.pop("use_api_key", True):
-            return KesClient(self.endpoint, api_key=identity.api_key, ca_file=self.pki.server_cert, **kwargs)
+            return KesClient(
+                self.endpoint, api_key=identity.api_key, ca_file=self.pki.server_cert, **kwargs
+            )
         return KesClient(
             self.endpoint,
             cert_file=identity.cert_file,

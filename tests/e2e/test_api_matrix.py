@@ -74,7 +74,7 @@ def clients(server: KesServer):
         client.close()
 
 
-def raises(expected: KesServerError, call, *args):  # noqa: ANN001
+def raises(expected: KesServerError, call, *args):
     with pytest.raises(KesServerError) as info:
         call(*args)
     assert info.value == expected, info.value
@@ -167,7 +167,9 @@ def test_import_and_hmac_of_imported_keys(clients):
     client.import_key("app-imported", bytes(range(32)), "ChaCha20")
     assert client.describe_key("app-imported")["algorithm"] == "ChaCha20"
     assert len(client.hmac("app-imported", b"x")) == 32
-    status, _, body = client.request("POST", "/v1/key/import/app-bad", {"key": "AAAA", "cipher": "AES256"})
+    status, _, body = client.request(
+        "POST", "/v1/key/import/app-bad", {"key": "AAAA", "cipher": "AES256"}
+    )
     assert (status, json.loads(body)["message"]) == (406, "invalid key size for 'AES256'")
 
 
@@ -210,7 +212,9 @@ def test_wrong_methods_are_405_for_everyone(server, clients, name):
         assert status == 405, (method, path)
         assert headers["Accept"] == expected
         if method != "HEAD":
-            assert json.loads(body)["message"] == f"received method '{method}' expected '{expected}'"
+            assert (
+                json.loads(body)["message"] == f"received method '{method}' expected '{expected}'"
+            )
 
 
 @pytest.mark.parametrize("name", CLIENTS)
@@ -235,7 +239,11 @@ def test_oversized_and_malformed_bodies(clients, name):
     client.create_key(f"app-body-{name}")
     path = f"/v1/key/encrypt/app-body-{name}"
     huge = {"plaintext": base64.b64encode(b"x" * 760_000).decode()}
-    for body, content_type in [(huge, "application/json"), ({"plaintext": 5}, None), ([1, 2], None)]:
+    for body, content_type in [
+        (huge, "application/json"),
+        ({"plaintext": 5}, None),
+        ([1, 2], None),
+    ]:
         status, headers, payload = client.request("POST", path, body, content_type=content_type)
         assert status == 400
         assert headers["Content-Type"] == "application/json"

@@ -151,7 +151,9 @@ def test_invalid_config_on_sighup_keeps_the_old_one_serving(start_server, tmp_pa
     assert server.worker_pids() == pids  # nothing was restarted
     server.client("app").create_key("still-served")
     # a config that parses but cannot start (missing TLS file) is rejected too
-    server.config_path.write_text(config_yaml(pki, keys).replace(pki.server_cert, "/nonexistent.crt"))
+    server.config_path.write_text(
+        config_yaml(pki, keys).replace(pki.server_cert, "/nonexistent.crt")
+    )
     server.reload(expect_success=False)
     server.client("app").create_key("still-served-2")
     assert server.worker_pids() == pids
@@ -197,4 +199,6 @@ def test_sigterm_stops_master_and_workers(start_server, pki: PKI):
     assert server.stop(signal.SIGTERM) == 0
     time.sleep(0.2)
     for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )

@@ -16,8 +16,17 @@ pytestmark = pytest.mark.e2e
 def run_server(tmp_path: Path, config: str, *args: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.yml"
     path.write_text(config)
-    command = [sys.executable, "-m", "kes_flask", "server", "--config", str(path),
-               "--addr", f"127.0.0.1:{free_port()}", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "kes_flask",
+        "server",
+        "--config",
+        str(path),
+        "--addr",
+        f"127.0.0.1:{free_port()}",
+        *args,
+    ]
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=30)
 
 
@@ -28,18 +37,30 @@ def base(pki: PKI, tmp_path: Path, extra: str = "") -> str:
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda c, p: c + "policy:\n  a:\n    allow: [x]\n  a:\n    allow: [y]\n", "already defined"),
-        (lambda c, p: c.replace("admin:", "admins:"), "kesconf: invalid admin identity: no admin identity"),
+        (
+            lambda c, p: c + "policy:\n  a:\n    allow: [x]\n  a:\n    allow: [y]\n",
+            "already defined",
+        ),
+        (
+            lambda c, p: c.replace("admin:", "admins:"),
+            "kesconf: invalid admin identity: no admin identity",
+        ),
         (lambda c, p: c.replace(p.server_cert, "/does/not/exist.crt"), "/does/not/exist.crt"),
         (lambda c, p: c + "cache:\n  expiry:\n    any: 1d\n", "cache.expiry.any"),
         (lambda c, p: c + "api:\n  /v1/status:\n    skip_auth: maybe\n", "skip_auth"),
-        (lambda c, p: c.replace("fs:", "vault:\n    endpoint: https://127.0.0.1:8200\n    approle:\n"
-                                "      id: a\n      secret: b\n  unused:"), "not supported"),  # fmt: skip
+        (
+            lambda c, p: c.replace(
+                "fs:",
+                "vault:\n    endpoint: https://127.0.0.1:8200\n    approle:\n"
+                "      id: a\n      secret: b\n  unused:",
+            ),
+            "not supported",
+        ),
         (lambda c, p: c + "policy:\n  bad.name:\n    allow: [x]\n", "kes: policy name 'bad.name'"),
         (lambda c, p: c.replace("tls:\n", "tls:\n  auth: maybe\n"), "invalid auth 'maybe'"),
     ],
 )
-def test_invalid_configurations_fail_cleanly(tmp_path: Path, pki: PKI, mutate, expected):  # noqa: ANN001
+def test_invalid_configurations_fail_cleanly(tmp_path: Path, pki: PKI, mutate, expected):
     config = mutate(base(pki, tmp_path), pki)
     result = run_server(tmp_path, config)
     assert result.returncode == 1, result.stderr
@@ -54,26 +75,37 @@ def test_identity_in_two_policies_is_rejected(tmp_path: Path, pki: PKI):
     extra = f"policy:\n  one:\n    identities: [{identity}]\n  two:\n    identities: [{identity}]\n"
     result = run_server(tmp_path, base(pki, tmp_path, extra))
     assert result.returncode == 1
-    assert f"kes: cannot assign policy 'two' to '{identity}': identity already has a policy" in result.stderr
+    assert (
+        f"kes: cannot assign policy 'two' to '{identity}': identity already has a policy"
+        in result.stderr
+    )
 
 
 def test_hostname_address_is_rejected(tmp_path: Path, pki: PKI):
     (tmp_path / "config.yml").write_text(base(pki, tmp_path, "address: localhost:7373\n"))
     result = subprocess.run(
         [sys.executable, "-m", "kes_flask", "server", "--config", "config.yml"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "Error: 'localhost' is not a valid IP address" in result.stderr
 
 
 def test_toml_config_explains_how_to_convert(tmp_path: Path, pki: PKI):
-    toml = '''address = "127.0.0.1:7373"\n\n[tls]\nkey = "./kes-tls.key"\ncert = "./kes-tls.crt"\n'''
+    toml = (
+        """address = "127.0.0.1:7373"\n\n[tls]\nkey = "./kes-tls.key"\ncert = "./kes-tls.crt"\n"""
+    )
     (tmp_path / "kes-config.toml").write_text(toml)
     result = subprocess.run(
         [sys.executable, "-m", "kes_flask", "server", "--config", "kes-config.toml"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "TOML" in result.stderr and "migrate-config" in result.stderr
 
@@ -92,10 +124,15 @@ def test_certificate_without_san_is_rejected(tmp_path: Path, pki: PKI):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     (tmp_path / "nosan.crt").write_bytes(certificate_pem(cert))
     (tmp_path / "nosan.key").write_bytes(private_key_pem(key))
     config = base(pki, tmp_path).replace(pki.server_cert, str(tmp_path / "nosan.crt"))
@@ -108,8 +145,11 @@ def test_certificate_without_san_is_rejected(tmp_path: Path, pki: PKI):
 def test_dev_and_config_are_exclusive(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "kes_flask", "server", "--dev", "--config", "x.yml"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "Error: '--config' flag is not supported in development mode" in result.stderr
 
@@ -117,7 +157,10 @@ def test_dev_and_config_are_exclusive(tmp_path: Path):
 def test_missing_config_file(tmp_path: Path):
     result = subprocess.run(
         [sys.executable, "-m", "kes_flask", "server", "--config", "nope.yml"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "nope.yml" in result.stderr and "Traceback" not in result.stderr

@@ -26,10 +26,12 @@ from tests.kes_server import PKI, KesServer, config_yaml
 pytestmark = pytest.mark.e2e
 
 
-def request(server: KesServer, context: ssl.SSLContext, path: str, session=None):  # noqa: ANN001
+def request(server: KesServer, context: ssl.SSLContext, path: str, session=None):
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as plain:
         with context.wrap_socket(plain, server_hostname="localhost", session=session) as tls:
-            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+            tls.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+            )
             data = b""
             while chunk := tls.recv(65536):
                 data += chunk
@@ -84,8 +86,15 @@ def test_tls_auth_on_verifies_client_certificates(start_server, tmp_path: Path, 
     config = config_yaml(pki, str(tmp_path / "keys"), admin=verified.identity)
     config = config.replace("tls:\n", f"tls:\n  auth: on\n  ca: {tmp_path / 'ca.crt'}\n")
     server = start_server(config)
-    assert KesClient(server.endpoint, cert_file=verified.cert_file, key_file=verified.key_file,
-                     ca_file=pki.server_cert).status()["num_cpu"] >= 1  # fmt: skip
+    assert (
+        KesClient(
+            server.endpoint,
+            cert_file=verified.cert_file,
+            key_file=verified.key_file,
+            ca_file=pki.server_cert,
+        ).status()["num_cpu"]
+        >= 1
+    )
     # API-key certificates are self-signed: they can never verify in this mode
     with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
         request(server, server.tls_context("admin"), "/v1/status")
@@ -94,7 +103,9 @@ def test_tls_auth_on_verifies_client_certificates(start_server, tmp_path: Path, 
 def test_resumed_sessions_keep_the_identity(start_server, pki: PKI):
     server = start_server(workers=1)
     context = server.tls_context("admin")
-    context.maximum_version = ssl.TLSVersion.TLSv1_2  # session reuse is observable without tickets timing
+    context.maximum_version = (
+        ssl.TLSVersion.TLSv1_2
+    )  # session reuse is observable without tickets timing
     status, _, session, reused = request(server, context, "/v1/identity/self/describe")
     assert status == 200 and not reused
     status, body, _, reused = request(server, context, "/v1/identity/self/describe", session)
@@ -124,14 +135,20 @@ def test_encrypted_server_key_with_password(start_server, tmp_path: Path, pki: P
     key = APIKey.generate()
     from kes_flask.auth.certs import identity_certificate
 
-    cert = identity_certificate(key, "localhost", ["127.0.0.1"], ["localhost"], datetime.timedelta(days=1))
+    cert = identity_certificate(
+        key, "localhost", ["127.0.0.1"], ["localhost"], datetime.timedelta(days=1)
+    )
     (tmp_path / "enc.key").write_bytes(private_key_pem(key.private_key, b"s3cret"))
     (tmp_path / "enc.crt").write_bytes(certificate_pem(cert))
     config = config_yaml(pki, str(tmp_path / "keys"))
-    config = config.replace(pki.server_key, str(tmp_path / "enc.key")).replace(pki.server_cert, str(tmp_path / "enc.crt"))
+    config = config.replace(pki.server_key, str(tmp_path / "enc.key")).replace(
+        pki.server_cert, str(tmp_path / "enc.crt")
+    )
     config = config.replace("tls:\n", "tls:\n  password: ${SERVER_KEY_PASSWORD}\n")
     server = start_server(config, env={"SERVER_KEY_PASSWORD": "s3cret"})
-    client = KesClient(server.endpoint, api_key=pki["admin"].api_key, ca_file=str(tmp_path / "enc.crt"))
+    client = KesClient(
+        server.endpoint, api_key=pki["admin"].api_key, ca_file=str(tmp_path / "enc.crt")
+    )
     assert client.status()["num_cpu"] >= 1
 
 

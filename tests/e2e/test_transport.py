@@ -97,13 +97,17 @@ def test_minio_startup_sequence_with_exact_bytes(server: KesServer):
     assert status == 200 and len(dek["plaintext"]) == 44 and len(dek["ciphertext"]) == 104
 
     decrypt_body = json.dumps({"ciphertext": dek["ciphertext"], "context": "e30="}).encode()
-    status, _, body = parse(server.raw(go_request("POST", "/v1/key/decrypt/minio-default-key", decrypt_body), "app"))
+    status, _, body = parse(
+        server.raw(go_request("POST", "/v1/key/decrypt/minio-default-key", decrypt_body), "app")
+    )
     assert (status, json.loads(body)) == (200, {"plaintext": dek["plaintext"]})
 
 
 def test_hmac_without_content_type_chunked(server: KesServer):
     server.raw(go_request("POST", "/v1/key/create/minio-hmac", None), "app")
-    request = go_request("PUT", "/v1/key/hmac/minio-hmac", b'{"message":"cm9vdCBhY2Nlc3Mga2V5"}', content_type=False)
+    request = go_request(
+        "PUT", "/v1/key/hmac/minio-hmac", b'{"message":"cm9vdCBhY2Nlc3Mga2V5"}', content_type=False
+    )
     first = parse(server.raw(request, "app"))
     second = parse(server.raw(request, "app"))
     assert first[0] == 200
@@ -159,7 +163,11 @@ def read_response(tls: ssl.SSLSocket) -> bytes:
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = next(
-        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")),
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
         None,
     )
     assert length is not None
@@ -180,6 +188,7 @@ def test_client_without_certificate_fails_the_handshake(server: KesServer):
                     raise ConnectionResetError("closed")
 
 
+GEN = b"POST /v1/key/generate/minio-x HTTP/1.1\r\nHost: x\r\n"
 MALFORMED = [
     b"GET /v1/status HTTP/1.1\r\n\r\n",
     b"\r\n\r\n",
@@ -195,17 +204,18 @@ MALFORMED = [
     b"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
     b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 10000 + b"\r\n\r\n",
-    b"GET /v1/status HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n",
+    b"GET /v1/status HTTP/1.1\r\nHost: x\r\n"
+    + b"".join(b"X-%d: y\r\n" % i for i in range(200))
+    + b"\r\n",
     b"GET /v1/status HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
     b"GET /v1/status HTTP/1.1\r\nHost: x\r\n folded: y\r\n\r\n",
-    b"POST /v1/key/generate/minio-x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
-    b"POST /v1/key/generate/minio-x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
-    b"POST /v1/key/generate/minio-x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{}\r\n",
-    b"POST /v1/key/generate/minio-x HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
-    b"POST /v1/key/generate/minio-x HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
-    b"POST /v1/key/generate/minio-x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n{}",
-    b"POST /v1/key/generate/minio-x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    GEN + b"Transfer-Encoding: gzip\r\n\r\n",
+    GEN + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+    GEN + b"Transfer-Encoding: chunked\r\n\r\n5\r\n{}\r\n",
+    GEN + b"Content-Length: -1\r\n\r\n",
+    GEN + b"Content-Length: abc\r\n\r\n",
+    GEN + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\n{}",
+    GEN + b"Content-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     b"POST /v1/key/decrypt/minio-x HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n\r\n{}",
     b"FOO /v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
     b"OPTIONS /v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -229,12 +239,23 @@ def test_malformed_requests_never_5xx_or_traceback(server: KesServer, request_by
 def test_random_bodies_to_every_route_never_5xx(server: KesServer):
     rng = random.Random(4711)
     routes = [
-        "/v1/key/create/minio-f", "/v1/key/import/minio-f", "/v1/key/generate/minio-f",
-        "/v1/key/encrypt/minio-f", "/v1/key/decrypt/minio-f", "/v1/key/hmac/minio-f",
-    ]  # fmt: skip
+        "/v1/key/create/minio-f",
+        "/v1/key/import/minio-f",
+        "/v1/key/generate/minio-f",
+        "/v1/key/encrypt/minio-f",
+        "/v1/key/decrypt/minio-f",
+        "/v1/key/hmac/minio-f",
+    ]
     server.raw(go_request("POST", "/v1/key/create/minio-f", None), "app")
     client = server.client("admin")
-    bodies = [b"", b"{}", b"null", b"[]", b'{"ciphertext":"' + b"A" * 120 + b'"}', b'{"key":"AAAA","cipher":1}']
+    bodies = [
+        b"",
+        b"{}",
+        b"null",
+        b"[]",
+        b'{"ciphertext":"' + b"A" * 120 + b'"}',
+        b'{"key":"AAAA","cipher":1}',
+    ]
     bodies += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(30)]
     bodies += [json.dumps({"ciphertext": "x" * n, "context": None}).encode() for n in (0, 1, 4, 99)]
     for path in routes:

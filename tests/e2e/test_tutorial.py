@@ -70,7 +70,7 @@ class Process:
         time.sleep(0.3)
 
     @staticmethod
-    def _read(stream, sink: list[str]) -> None:  # noqa: ANN001
+    def _read(stream, sink: list[str]) -> None:
         for line in stream:
             sink.append(line.rstrip("\n"))
 
@@ -102,7 +102,9 @@ def test_seed_004_filesystem_tutorial(tmp_path: Path):
 
     # 4. start the server as the tutorial says (port moved off 7373 for the test)
     port = free_port()
-    server = Process(tmp_path, "server", "--config", "config.yml", "--auth", "off", "--addr", f"127.0.0.1:{port}")
+    server = Process(
+        tmp_path, "server", "--config", "config.yml", "--auth", "off", "--addr", f"127.0.0.1:{port}"
+    )
     assert any("'--auth' flag is deprecated" in line for line in server.err)
     try:
         minio = KesClient(
@@ -117,7 +119,10 @@ def test_seed_004_filesystem_tutorial(tmp_path: Path):
         assert missing.value == ErrKeyNotFound
         minio.create_key("minio-default-key")
         dek = minio.generate_key("minio-default-key", b'{"my-bucket":"my-bucket/object"}')
-        assert minio.decrypt("minio-default-key", dek.ciphertext, b'{"my-bucket":"my-bucket/object"}') == dek.plaintext
+        assert (
+            minio.decrypt("minio-default-key", dek.ciphertext, b'{"my-bucket":"my-bucket/object"}')
+            == dek.plaintext
+        )
         # `mc admin kms key create <alias> minio-key-name`
         minio.create_key("minio-key-name")
         with pytest.raises(KesServerError) as exists:
@@ -137,10 +142,14 @@ def test_dev_server_serves_and_cleans_up(tmp_path: Path):
     banner = "\n".join(server.out)
     api_key = re.search(r"API Key\s+(kes:v1:\S+)", banner).group(1)
     directory = re.search(r"Filesystem \(temporary\): (\S+)", banner).group(1)
-    assert re.search(r"curl --cacert \S+ --cert \S+ --key \S+ https://127\.0\.0\.1:\d+/v1/status", banner)
+    assert re.search(
+        r"curl --cacert \S+ --cert \S+ --key \S+ https://127\.0\.0\.1:\d+/v1/status", banner
+    )
     try:
         clients = [
-            KesClient(f"https://127.0.0.1:{port}", api_key=api_key, ca_file=f"{directory}/server.crt")
+            KesClient(
+                f"https://127.0.0.1:{port}", api_key=api_key, ca_file=f"{directory}/server.crt"
+            )
             for _ in range(6)
         ]
         clients[0].create_key("dev-key")

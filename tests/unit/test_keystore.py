@@ -27,7 +27,7 @@ from kes_flask.keystore.memory import MemoryKeystore
 
 
 @pytest.fixture(params=["fs", "memory"])
-def store(request, tmp_path: Path):  # noqa: ANN001
+def store(request, tmp_path: Path):
     return FSKeystore(str(tmp_path / "keys")) if request.param == "fs" else MemoryKeystore()
 
 
@@ -55,7 +55,10 @@ def test_paginate_cuts_at_1024_and_names_the_next():
     names = [f"k{i:05d}" for i in range(1500)]
     page, next_name = paginate(names, "", -1)
     assert len(page) == 1024 and next_name == "k01024"
-    assert paginate(names, "k0149", 5) == (["k01490", "k01491", "k01492", "k01493", "k01494"], "k01495")
+    assert paginate(names, "k0149", 5) == (
+        ["k01490", "k01491", "k01492", "k01493", "k01494"],
+        "k01495",
+    )
 
 
 def test_fs_files_are_go_compatible(tmp_path: Path):
@@ -70,7 +73,11 @@ def test_fs_files_are_go_compatible(tmp_path: Path):
 @pytest.mark.parametrize("name", ["", "a/b", "a\\b", "a.b", ".."])
 def test_fs_rejects_names_it_cannot_store(tmp_path: Path, name: str):
     store = FSKeystore(str(tmp_path))
-    for operation in (lambda: store.create(name, b"v"), lambda: store.get(name), lambda: store.delete(name)):
+    for operation in (
+        lambda: store.create(name, b"v"),
+        lambda: store.get(name),
+        lambda: store.delete(name),
+    ):
         with pytest.raises(KeystoreError, match="fs: key name contains invalid character"):
             operation()
 
@@ -263,7 +270,9 @@ def test_ticker_runs_the_tasks():
         cache.close()
 
 
-def _child_reads_after_delete(path: str, generation: SharedGeneration, ready, deleted, result) -> None:  # noqa: ANN001
+def _child_reads_after_delete(
+    path: str, generation: SharedGeneration, ready, deleted, result
+) -> None:
     cache = KeyCache(FSKeystore(path), CacheConfig(), generation)
     cache.get("shared")  # cached in this process
     ready.set()
@@ -282,7 +291,9 @@ def test_a_delete_in_one_process_flushes_the_caches_of_the_others(tmp_path: Path
     parent.create("shared", KeyVersion.generate("me"))
     context = multiprocessing.get_context("fork")
     ready, deleted, result = context.Event(), context.Event(), context.Queue()
-    child = context.Process(target=_child_reads_after_delete, args=(path, generation, ready, deleted, result))
+    child = context.Process(
+        target=_child_reads_after_delete, args=(path, generation, ready, deleted, result)
+    )
     child.start()
     assert ready.wait(10)
     parent.delete("shared")

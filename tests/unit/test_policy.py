@@ -10,7 +10,7 @@ from kes_flask.config.errors import ConfigError
 from kes_flask.config.model import MemoryKeystoreConfig, PolicyConfig, ServerConfig, TLSConfig
 
 
-def policy(allow=(), deny=()) -> Policy:  # noqa: ANN001
+def policy(allow=(), deny=()) -> Policy:
     return Policy.from_config(PolicyConfig("p", tuple(allow), tuple(deny)))
 
 
@@ -76,35 +76,76 @@ def test_policy_set_authorizes_admin_and_assigned_identities():
 @pytest.mark.parametrize(
     ("policies", "message"),
     [
-        ((PolicyConfig("bad.name"),), "kes: policy name 'bad.name' is empty, too long or contains invalid characters"),
-        ((PolicyConfig("p", identities=("",)),), "kes: identity '' is empty, too long or contains invalid characters"),
+        (
+            (PolicyConfig("bad.name"),),
+            "kes: policy name 'bad.name' is empty, too long or contains invalid characters",
+        ),
+        (
+            (PolicyConfig("p", identities=("",)),),
+            "kes: identity '' is empty, too long or contains invalid characters",
+        ),
         (
             (PolicyConfig("a", identities=("x",)), PolicyConfig("b", identities=("x",))),
             "kes: cannot assign policy 'b' to 'x': identity already has a policy",
         ),
     ],
 )
-def test_policy_set_start_time_rules(policies, message):  # noqa: ANN001
+def test_policy_set_start_time_rules(policies, message):
     with pytest.raises(ConfigError) as err:
         PolicySet.from_config(config(*policies))
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("name", ["my-key", "abc123", "0", "123ABC321", "_-___---_", "_0", "0-Z", "my_key-0", "a" * 80])
+@pytest.mark.parametrize(
+    "name", ["my-key", "abc123", "0", "123ABC321", "_-___---_", "_0", "0-Z", "my_key-0", "a" * 80]
+)
 def test_valid_names(name):
     assert valid_name(name)
 
 
-@pytest.mark.parametrize("name", ["", "my.key", "key/", "☰", "hel<lo", "Εmacs", "a" * 81, "_", "-a", "a-", "a b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "my.key",
+        "key/",
+        "☰",
+        "hel<lo",
+        "Εmacs",  # noqa: RUF001 - a Greek capital epsilon is the point
+        "a" * 81,
+        "_",
+        "-a",
+        "a-",
+        "a b",
+    ],
+)
 def test_invalid_names(name):
     assert not valid_name(name)
 
 
-@pytest.mark.parametrize("pattern", ["my-key", "abc123", "0", "123ABC321", "_-___---_", "_0", "0-Z", "*", "my*", "_-*", "", "a-*"])
+@pytest.mark.parametrize(
+    "pattern",
+    ["my-key", "abc123", "0", "123ABC321", "_-___---_", "_0", "0-Z", "*", "my*", "_-*", "", "a-*"],
+)
 def test_valid_patterns(pattern):
     assert valid_pattern(pattern)
 
 
-@pytest.mark.parametrize("pattern", ["*-*", "my.key", "key/", "☰", "hel<lo", "Εmacs", "a" * 81, "-*", "ab-", "_", "**"])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "*-*",
+        "my.key",
+        "key/",
+        "☰",
+        "hel<lo",
+        "Εmacs",  # noqa: RUF001 - a Greek capital epsilon is the point
+        "a" * 81,
+        "-*",
+        "ab-",
+        "_",
+        "**",
+    ],
+)
 def test_invalid_patterns(pattern):
     assert not valid_pattern(pattern)

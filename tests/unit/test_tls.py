@@ -34,7 +34,9 @@ from kes_flask.server.tls import TLSContextProvider, build_server_context, peer_
 @pytest.fixture
 def server_files(tmp_path: Path) -> TLSConfig:
     key = APIKey.generate()
-    cert = identity_certificate(key, "localhost", ["127.0.0.1"], ["localhost"], datetime.timedelta(days=1))
+    cert = identity_certificate(
+        key, "localhost", ["127.0.0.1"], ["localhost"], datetime.timedelta(days=1)
+    )
     (tmp_path / "server.key").write_bytes(private_key_pem(key.private_key))
     (tmp_path / "server.crt").write_bytes(certificate_pem(cert))
     return TLSConfig(key=str(tmp_path / "server.key"), cert=str(tmp_path / "server.crt"))
@@ -45,7 +47,9 @@ def client_context(tmp_path: Path, tls: TLSConfig, key: APIKey | None) -> ssl.SS
     context.load_verify_locations(tls.cert)
     if key is not None:
         path = tmp_path / f"client-{key.identity[:8]}.pem"
-        path.write_bytes(private_key_pem(key.private_key) + certificate_pem(client_certificate_for_api_key(key)))
+        path.write_bytes(
+            private_key_pem(key.private_key) + certificate_pem(client_certificate_for_api_key(key))
+        )
         context.load_cert_chain(str(path))
     return context
 
@@ -62,7 +66,7 @@ def serve_once(context: ssl.SSLContext, results: list) -> int:
             results.append(tls.kes_peer())
             tls.sendall(b"ok")
             tls.close()
-        except Exception as err:  # noqa: BLE001 - reported to the test
+        except Exception as err:
             results.append(err)
         finally:
             listener.close()
@@ -80,15 +84,21 @@ def handshake(port: int, context: ssl.SSLContext) -> bytes:
 def test_api_key_certificate_identifies_the_client(tmp_path: Path, server_files: TLSConfig):
     key = APIKey.generate()
     results: list = []
-    port = serve_once(build_server_context(server_files, optional_client_certificate=False), results)
+    port = serve_once(
+        build_server_context(server_files, optional_client_certificate=False), results
+    )
     assert handshake(port, client_context(tmp_path, server_files, key)) == b"ok"
     time.sleep(0.1)
     assert results[0].identity == key.identity and results[0].error is None
 
 
-def test_missing_certificate_fails_the_handshake_when_required(tmp_path: Path, server_files: TLSConfig):
+def test_missing_certificate_fails_the_handshake_when_required(
+    tmp_path: Path, server_files: TLSConfig
+):
     results: list = []
-    port = serve_once(build_server_context(server_files, optional_client_certificate=False), results)
+    port = serve_once(
+        build_server_context(server_files, optional_client_certificate=False), results
+    )
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         handshake(port, client_context(tmp_path, server_files, None))
     time.sleep(0.2)
@@ -119,11 +129,16 @@ def test_ca_certificates_never_identify_a_client():
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca")])
     now = datetime.datetime.now(datetime.timezone.utc)
     ca = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     assert peer_of_certificate(ca.public_bytes(Encoding.DER)) == ANONYMOUS_PEER
     assert peer_of_certificate(None) == ANONYMOUS_PEER
     assert peer_of_certificate(b"\x30\x03garbage") == ANONYMOUS_PEER
@@ -131,14 +146,18 @@ def test_ca_certificates_never_identify_a_client():
 
 def test_configuration_errors_name_the_problem(tmp_path: Path, server_files: TLSConfig):
     with pytest.raises(ConfigError, match="failed to read TLS certificate"):
-        build_server_context(TLSConfig(key=server_files.key, cert=str(tmp_path / "nope.crt")), False)
+        build_server_context(
+            TLSConfig(key=server_files.key, cert=str(tmp_path / "nope.crt")), False
+        )
     encrypted = tmp_path / "encrypted.key"
     key = APIKey.generate()
     encrypted.write_bytes(private_key_pem(key.private_key, b"pw"))
     with pytest.raises(ConfigError, match="private key is encrypted: password required"):
         build_server_context(TLSConfig(key=str(encrypted), cert=server_files.cert), False)
     with pytest.raises(ConfigError, match="failed to load TLS certificate and private key"):
-        build_server_context(TLSConfig(key=str(encrypted), cert=server_files.cert, password="wrong"), False)
+        build_server_context(
+            TLSConfig(key=str(encrypted), cert=server_files.cert, password="wrong"), False
+        )
 
 
 def test_provider_reloads_changed_files_and_keeps_the_old_context_on_error(server_files: TLSConfig):
