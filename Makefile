@@ -17,6 +17,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check kes_flask tests bench
+	$(BIN)/ruff format --check kes_flask tests bench
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
