@@ -17,18 +17,15 @@ from dataclasses import dataclass
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
-from gunicorn.http.errors import InvalidHeader, UnsupportedTransferCoding
-from gunicorn.workers.gthread import ThreadWorker
 
 from kes_flask.app import create_app
 from kes_flask.config.errors import ConfigError
 from kes_flask.crypto import Timestamp
 from kes_flask.keystore.cache import SharedGeneration
-from kes_flask.runtime import EXTENSION
-from kes_flask.server import hardening
 from kes_flask.server.address import gunicorn_bind
 from kes_flask.server.banner import READY_LINE, RELOADED_LINE
 from kes_flask.server.startup import ServerState
+from kes_flask.server.worker import KesWorker
 
 log = logging.getLogger("kes_flask.server")
 
@@ -46,27 +43,6 @@ class ServerOptions:
     banner: Callable[[ServerState], str] | None = None
     reload_state: Callable[[], ServerState] | None = None  # None: SIGHUP reloading disabled
     on_exit: Callable[[], None] | None = None
-
-
-class KesWorker(ThreadWorker):
-    """gthread with two adjustments: stop log streams on shutdown, never 5xx a client's mistake."""
-
-    def init_process(self) -> None:
-        if self.cfg.kes_mlock:  # type: ignore[attr-defined]
-            hardening.lock_memory()
-        super().init_process()
-
-    def handle_exit(self, sig: int, frame: object) -> None:
-        extensions = getattr(getattr(self, "wsgi", None), "extensions", {})
-        runtime = extensions.get(EXTENSION)
-        if runtime is not None:
-            runtime.stopping.set()
-        super().handle_exit(sig, frame)
-
-    def handle_error(self, req, client, addr, exc) -> None:
-        if isinstance(exc, UnsupportedTransferCoding):  # gunicorn answers 501; it is a bad request
-            exc = InvalidHeader("Transfer-Encoding")
-        super().handle_error(req, client, addr, exc)
 
 
 class KesArbiter(Arbiter):

@@ -231,9 +231,12 @@ MALFORMED = [
 def test_malformed_requests_never_5xx_or_traceback(server: KesServer, request_bytes: bytes):
     raw = server.raw(request_bytes, "app", timeout=8)
     if raw:  # some inputs make the server close the connection without an answer
-        status = int(raw.split(b" ", 2)[1])
+        status, headers, body = parse(raw)
         assert status < 500, raw[:300]
         assert b"Traceback" not in raw
+        if status >= 400:  # every error, whoever detects it, has the KES shape
+            assert headers["content-type"] == "application/json", raw[:300]
+            assert json.loads(body)["message"]
 
 
 def test_random_bodies_to_every_route_never_5xx(server: KesServer):
