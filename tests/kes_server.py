@@ -15,10 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kes_flask.auth.certs import (
     certificate_pem,
@@ -29,6 +26,7 @@ from kes_flask.auth.certs import (
 from kes_flask.auth.identity import APIKey, certificate_identity
 from kes_flask.client import KesClient
 from kes_flask.server.banner import READY_LINE, RELOADED_LINE
+from tests.certificates import make_certificate
 
 START_TIMEOUT = 30.0
 
@@ -51,21 +49,7 @@ class ClientIdentity:
 
 
 def self_signed_ecdsa(cn: str, days: int = 30, expired: bool = False) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start = now - datetime.timedelta(days=days + 2) if expired else now
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + datetime.timedelta(days=days))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = make_certificate(cn, client_auth=True, days=days, expired=expired)
     return private_key_pem(key), certificate_pem(cert)
 
 

@@ -49,9 +49,10 @@ def _request_attrs() -> dict[str, str]:
     }
 
 
-def _backend_failure(status_message: str, err: Exception) -> KesError:
-    log.error("%s: %s", status_message, err, extra={"attrs": _request_attrs()})
-    return KesError(502, status_message)
+def _failure(status: int, message: str, err: Exception) -> KesError:
+    """Log the detail for the operator; the client gets only the route's fixed message."""
+    log.error("%s: %s", message, err, extra={"attrs": _request_attrs()})
+    return KesError(status, message)
 
 
 def _key(name: str) -> KeyVersion:
@@ -60,7 +61,7 @@ def _key(name: str) -> KeyVersion:
     except KeyNotFoundError:
         raise KesError.of(KEY_NOT_FOUND) from None
     except KeystoreError as err:
-        raise _backend_failure("failed to read key", err) from None
+        raise _failure(502, "failed to read key", err) from None
 
 
 def _store(name: str, version: KeyVersion) -> None:
@@ -69,7 +70,7 @@ def _store(name: str, version: KeyVersion) -> None:
     except KeyExistsError:
         raise KesError.of(KEY_EXISTS) from None
     except KeystoreError as err:
-        raise _backend_failure("failed to create key", err) from None
+        raise _failure(502, "failed to create key", err) from None
 
 
 def _audit(message: str) -> None:
@@ -131,7 +132,7 @@ def delete(resource: str) -> Response:
     except KeyNotFoundError:
         raise KesError.of(KEY_NOT_FOUND) from None
     except KeystoreError as err:
-        raise _backend_failure("failed to delete key", err) from None
+        raise _failure(502, "failed to delete key", err) from None
     _audit(f"secret key '{name}' deleted")
     return empty_response()
 
@@ -143,7 +144,7 @@ def list_keys(resource: str) -> Response:
     try:
         names, _ = runtime().keys.list(prefix, limit=1 << 62)
     except KeystoreError as err:
-        raise _backend_failure("failed to list keys", err) from None
+        raise _failure(502, "failed to list keys", err) from None
     listing: dict[str, object] = {"names": names}
     if len(json.dumps(names)) > LIST_RESPONSE_LIMIT:  # Decision Q7: one page unless too big
         listing = {"names": names[:LIST_PAGE_SIZE], "continue_at": names[LIST_PAGE_SIZE]}
@@ -169,8 +170,7 @@ def generate(resource: str) -> Response:
     try:
         ciphertext = version.secret_key.encrypt(plaintext, context)
     except Exception as err:  # noqa: BLE001 - any crypto failure is the spec's 500
-        log.error("failed to generate encryption key: %s", err, extra={"attrs": _request_attrs()})
-        raise KesError(500, "failed to generate encryption key") from None
+        raise _failure(500, "failed to generate encryption key", err) from None
     return json_response({"plaintext": _b64(plaintext), "ciphertext": _b64(ciphertext)})
 
 
@@ -181,8 +181,7 @@ def encrypt(resource: str) -> Response:
     try:
         ciphertext = version.secret_key.encrypt(plaintext, context)
     except Exception as err:  # noqa: BLE001 - any crypto failure is the spec's 500
-        log.error("failed to encrypt plaintext: %s", err, extra={"attrs": _request_attrs()})
-        raise KesError(500, "failed to encrypt plaintext") from None
+        raise _failure(500, "failed to encrypt plaintext", err) from None
     return json_response({"ciphertext": _b64(ciphertext)})
 
 
@@ -195,8 +194,7 @@ def decrypt(resource: str) -> Response:
     except DecryptionError:
         raise KesError.of(NOT_AUTHENTIC) from None
     except Exception as err:  # noqa: BLE001 - any crypto failure is the spec's 500
-        log.error("failed to decrypt ciphertext: %s", err, extra={"attrs": _request_attrs()})
-        raise KesError(500, "failed to decrypt ciphertext") from None
+        raise _failure(500, "failed to decrypt ciphertext", err) from None
     return json_response({"plaintext": _b64(plaintext)})
 
 

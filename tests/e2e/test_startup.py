@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kes_flask.auth.certs import certificate_pem, private_key_pem
+from tests.certificates import make_certificate
 from tests.kes_server import PKI, config_yaml, free_port
 
 pytestmark = pytest.mark.e2e
@@ -16,18 +18,14 @@ pytestmark = pytest.mark.e2e
 def run_server(tmp_path: Path, config: str, *args: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "config.yml"
     path.write_text(config)
-    command = [
-        sys.executable,
-        "-m",
-        "kes_flask",
-        "server",
-        "--config",
-        str(path),
-        "--addr",
-        f"127.0.0.1:{free_port()}",
-        *args,
-    ]
-    return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    return kes_flask(
+        tmp_path, "server", "--config", str(path), "--addr", f"127.0.0.1:{free_port()}", *args
+    )
+
+
+def kes_flask(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "kes_flask", *args]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=30)
 
 
 def base(pki: PKI, tmp_path: Path, extra: str = "") -> str:
@@ -83,13 +81,7 @@ def test_identity_in_two_policies_is_rejected(tmp_path: Path, pki: PKI):
 
 def test_hostname_address_is_rejected(tmp_path: Path, pki: PKI):
     (tmp_path / "config.yml").write_text(base(pki, tmp_path, "address: localhost:7373\n"))
-    result = subprocess.run(
-        [sys.executable, "-m", "kes_flask", "server", "--config", "config.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = kes_flask(tmp_path, "server", "--config", "config.yml")
     assert result.returncode == 1
     assert "Error: 'localhost' is not a valid IP address" in result.stderr
 
@@ -99,40 +91,13 @@ def test_toml_config_explains_how_to_convert(tmp_path: Path, pki: PKI):
         """address = "127.0.0.1:7373"\n\n[tls]\nkey = "./kes-tls.key"\ncert = "./kes-tls.crt"\n"""
     )
     (tmp_path / "kes-config.toml").write_text(toml)
-    result = subprocess.run(
-        [sys.executable, "-m", "kes_flask", "server", "--config", "kes-config.toml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = kes_flask(tmp_path, "server", "--config", "kes-config.toml")
     assert result.returncode == 1
     assert "TOML" in result.stderr and "migrate-config" in result.stderr
 
 
 def test_certificate_without_san_is_rejected(tmp_path: Path, pki: PKI):
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    from kes_flask.auth.certs import certificate_pem, private_key_pem
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = make_certificate("localhost")  # no SubjectAltName
     (tmp_path / "nosan.crt").write_bytes(certificate_pem(cert))
     (tmp_path / "nosan.key").write_bytes(private_key_pem(key))
     config = base(pki, tmp_path).replace(pki.server_cert, str(tmp_path / "nosan.crt"))
@@ -143,24 +108,12 @@ def test_certificate_without_san_is_rejected(tmp_path: Path, pki: PKI):
 
 
 def test_dev_and_config_are_exclusive(tmp_path: Path):
-    result = subprocess.run(
-        [sys.executable, "-m", "kes_flask", "server", "--dev", "--config", "x.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = kes_flask(tmp_path, "server", "--dev", "--config", "x.yml")
     assert result.returncode == 1
     assert "Error: '--config' flag is not supported in development mode" in result.stderr
 
 
 def test_missing_config_file(tmp_path: Path):
-    result = subprocess.run(
-        [sys.executable, "-m", "kes_flask", "server", "--config", "nope.yml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = kes_flask(tmp_path, "server", "--config", "nope.yml")
     assert result.returncode == 1
     assert "nope.yml" in result.stderr and "Traceback" not in result.stderr

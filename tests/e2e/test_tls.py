@@ -13,14 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kes_flask.auth.certs import certificate_pem, private_key_pem
 from kes_flask.auth.identity import APIKey
 from kes_flask.client import KesClient
+from tests.certificates import make_certificate
 from tests.kes_server import PKI, KesServer, config_yaml
 
 pytestmark = pytest.mark.e2e
@@ -55,31 +52,9 @@ def test_skip_auth_makes_certificates_optional(start_server, tmp_path: Path, pki
 
 
 def test_tls_auth_on_verifies_client_certificates(start_server, tmp_path: Path, pki: PKI):
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test client CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    client_key = ec.generate_private_key(ec.SECP256R1())
-    client_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "verified client")]))
-        .issuer_name(ca_name)
-        .public_key(client_key.public_key())
-        .serial_number(2)
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
+    ca_key, ca_cert = make_certificate("test client CA", ca=True)
+    client_key, client_cert = make_certificate(
+        "verified client", issuer=(ca_cert, ca_key), client_auth=True
     )
     (tmp_path / "ca.crt").write_bytes(certificate_pem(ca_cert))
     verified = pki.add_files("verified", private_key_pem(client_key), certificate_pem(client_cert))

@@ -12,11 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from kes_flask.auth.certs import (
     certificate_pem,
@@ -29,6 +25,7 @@ from kes_flask.auth.peer import ANONYMOUS_PEER
 from kes_flask.config.errors import ConfigError
 from kes_flask.config.model import TLSConfig
 from kes_flask.server.tls import TLSContextProvider, build_server_context, peer_of_certificate
+from tests.certificates import make_certificate
 
 
 @pytest.fixture
@@ -125,20 +122,7 @@ def test_handshake_timeout_frees_the_thread(server_files: TLSConfig):
 
 
 def test_ca_certificates_never_identify_a_client():
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ca")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    _, ca = make_certificate("ca", ca=True)
     assert peer_of_certificate(ca.public_bytes(Encoding.DER)) == ANONYMOUS_PEER
     assert peer_of_certificate(None) == ANONYMOUS_PEER
     assert peer_of_certificate(b"\x30\x03garbage") == ANONYMOUS_PEER
