@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import queue
+import socket
+import ssl
 import threading
 import time
 
@@ -27,10 +29,28 @@ def stream_events(server: KesServer, kind: str) -> queue.Queue:
     return events
 
 
+def wait_until_subscribed(server: KesServer, events: queue.Queue) -> None:
+    """Create probe keys until the stream delivers one: then the subscription is live."""
+    client = server.client("admin")
+    for attempt in range(50):
+        client.create_key(f"probe-{attempt}")
+        try:
+            events.get(timeout=0.2)
+            break
+        except queue.Empty:
+            continue
+    else:
+        raise AssertionError("the audit stream never delivered an event")
+    time.sleep(0.3)
+    while not events.empty():  # drop late probe events
+        events.get_nowait()
+    client.close()
+
+
 def test_audit_stream_delivers_create_and_delete_events(start_server, pki: PKI):
     server = start_server(workers=1)
     events = stream_events(server, "audit")
-    time.sleep(0.5)  # let the subscription reach the server
+    wait_until_subscribed(server, events)
     client = server.client("admin")
     client.create_key("audited")
     client.generate_key("audited")  # not audited
@@ -51,17 +71,21 @@ def test_audit_stream_delivers_create_and_delete_events(start_server, pki: PKI):
 def test_error_stream_reports_tls_handshake_errors(start_server, pki: PKI):
     server = start_server(workers=1)
     events = stream_events(server, "error")
-    time.sleep(0.5)
-    import socket
-    import ssl
-
-    with socket.create_connection(("127.0.0.1", server.port)) as plain:
+    anonymous = server.tls_context(None)
+    for _ in range(50):  # handshakes without a certificate until the stream reports one
+        with socket.create_connection(("127.0.0.1", server.port)) as plain:
+            try:
+                with anonymous.wrap_socket(plain, server_hostname="localhost") as tls:
+                    tls.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
         try:
-            with server.tls_context(None).wrap_socket(plain, server_hostname="localhost") as tls:
-                tls.recv(1)
-        except (ssl.SSLError, OSError):
-            pass
-    event = events.get(timeout=10)
+            event = events.get(timeout=0.2)
+            break
+        except queue.Empty:
+            continue
+    else:
+        raise AssertionError("the error stream never delivered an event")
     assert "TLS handshake error from 127.0.0.1" in event["message"]
     assert "level=INFO" in event["message"]
 
