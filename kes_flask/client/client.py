@@ -171,9 +171,7 @@ class KesClient:
         self._call("DELETE", f"/v1/key/delete/{quote(name)}")
 
     def list_keys(self, pattern: str = "") -> list[str]:
-        return self._call("GET", f"/v1/key/list/{quote(pattern)}" if pattern else "/v1/key/list")[
-            "names"
-        ]
+        return self._call("GET", f"/v1/key/list/{quote(pattern)}")["names"]
 
     def generate_key(self, name: str, context: bytes = b"") -> DEK:
         body = {"context": _b64(context)} if context else {}
@@ -201,15 +199,13 @@ class KesClient:
         return self._call("GET", f"/v1/policy/read/{quote(name)}")
 
     def list_policies(self, pattern: str = "") -> list[str]:
-        return self._call(
-            "GET", f"/v1/policy/list/{quote(pattern)}" if pattern else "/v1/policy/list"
-        )["names"]
+        return self._call("GET", f"/v1/policy/list/{quote(pattern)}")["names"]
 
     def describe_identity(self, identity: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/identity/describe/{quote(identity)}")
 
     def list_identities(self, pattern: str = "") -> list[str]:
-        path = f"/v1/identity/list/{quote(pattern)}" if pattern else "/v1/identity/list"
+        path = f"/v1/identity/list/{quote(pattern)}"
         return self._call("GET", path)["identities"]
 
     def describe_self(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ policy:
       - /v1/key/generate/minio-*
       - /v1/key/decrypt/minio-*
       - /v1/key/hmac/minio-*
+      - /v1/key/list/*
     identities:
       - {pki["app"].identity}
 """
@@ -272,3 +273,12 @@ def test_random_bodies_to_every_route_never_5xx(server: KesServer):
 
 def client_raw(server: KesServer, request: bytes) -> bytes:
     return server.raw(request, "admin")
+
+
+def test_slashless_list_roots_are_served_and_authorised_as_the_root(server: KesServer):
+    # kms-go builds "/v1/key/list" for an empty prefix; the policy allows "/v1/key/list/*" only
+    status, _, body = parse(server.raw(go_request("GET", "/v1/key/list", None), "app"))
+    assert status == 200 and "names" in json.loads(body)
+    for path in ("/v1/policy/list", "/v1/identity/list"):
+        status, _, body = parse(server.raw(go_request("GET", path, None), "admin"))
+        assert status == 200, path
