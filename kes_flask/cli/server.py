@@ -16,7 +16,8 @@ from kes_flask.server.gunicorn_app import (
     KesApplication,
     ServerOptions,
 )
-from kes_flask.server.startup import ServerState, prepare
+from kes_flask.server.hardening import MemoryLock
+from kes_flask.server.startup import prepare
 
 _DEPRECATED = {
     "key": "Specify the private key in the config file",
@@ -80,40 +81,41 @@ def server(
             _warn_deprecated(flag)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     hardening.disable_core_dumps()
-    if mlock:
-        hardening.lock_memory()
     if dev:
         if config_path:
             raise click.ClickException("'--config' flag is not supported in development mode")
-        _run_dev(addr, workers, threads, mlock)
+        _run_dev(addr, workers, threads, MemoryLock.choose(mlock, None))
         return
     if not config_path:
         raise click.ClickException("open : no such file or directory")
     _run(config_path, addr, workers, threads, mlock)
 
 
-def _run(config_path: str, addr: str, workers: int, threads: int, mlock: bool) -> None:
+def _run(config_path: str, addr: str, workers: int, threads: int, mlock_flag: bool) -> None:
     from kes_flask.config.loader import load_config
 
-    def load_state() -> ServerState:
-        return prepare(load_config(config_path), addr)
-
-    state = load_state()
+    config = load_config(config_path)
+    # Locked before the keystore is touched: the master creates the pre-defined keys.
+    # The mode is fixed at start; a reload does not change it.
+    mode = MemoryLock.choose(mlock_flag, config.mlock)
+    locked = hardening.apply_memory_lock(mode)
+    state = prepare(config, addr)
     options = ServerOptions(
         workers=workers,
         threads=threads,
-        mlock=mlock,
-        banner=lambda s: banner(s.config, s.keystore_description, s.host, s.port, mlock=mlock),
-        reload_state=load_state,
+        mlock=hardening.worker_mode(locked),
+        banner=lambda s: banner(s.config, s.keystore_description, s.host, s.port, mlock=locked),
+        reload_state=lambda: prepare(load_config(config_path), addr),
     )
     KesApplication(state, options).run()
 
 
-def _run_dev(addr: str, workers: int, threads: int, mlock: bool) -> None:
+def _run_dev(addr: str, workers: int, threads: int, mode: MemoryLock) -> None:
     from kes_flask.server.address import parse_listen_address
     from kes_flask.server.dev import DEV_ADDRESS, create_dev_environment
 
     host, _ = parse_listen_address(addr or DEV_ADDRESS)
+    locked = hardening.apply_memory_lock(mode)
     env = create_dev_environment(host)
     try:
         state = prepare(env.config, addr or DEV_ADDRESS)
@@ -129,14 +131,14 @@ def _run_dev(addr: str, workers: int, threads: int, mlock: bool) -> None:
     options = ServerOptions(
         workers=workers,
         threads=threads,
-        mlock=mlock,
+        mlock=hardening.worker_mode(locked),
         banner=lambda s: banner(
             s.config,
             "Filesystem (temporary): " + env.directory,
             s.host,
             s.port,
             api_key=str(env.api_key),
-            mlock=mlock,
+            mlock=locked,
             hints=hints,
         ),
         on_exit=env.remove,

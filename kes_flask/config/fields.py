@@ -157,6 +157,18 @@ class Boolean(YamlField):
         raise _fail(scalar, f"cannot parse {go_quote(text)} as a boolean (use true or false)")
 
 
+class OptionalBoolean(Boolean):
+    """A boolean that may stay unset (``None``): kes-flask's own ``mlock``."""
+
+    def empty_value(self) -> bool | None:  # type: ignore[override]
+        return None
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool | None:  # type: ignore[override]
+        if isinstance(value, Scalar) and value.kind == "null":
+            return None
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class StringList(YamlField):
     """A YAML list of scalars (each taken as raw text); null is an empty list."""
 

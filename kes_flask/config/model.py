@@ -222,6 +222,7 @@ class ServerConfig:
     api: dict[str, APIOverride] = field(default_factory=dict)
     policies: tuple[PolicyConfig, ...] = ()  # file order
     keys: tuple[str, ...] = ()  # pre-defined key names, file order
+    mlock: bool | None = None  # kes-flask only: True required, False never, None try
     warnings: tuple[str, ...] = ()  # e.g. unknown keys; logged at startup, never fatal
 
     @property

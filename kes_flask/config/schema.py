@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema
 
-from .fields import Boolean, Duration, NamedSections, Section, SectionList, String, StringList
+from .fields import (
+    Boolean,
+    Duration,
+    NamedSections,
+    OptionalBoolean,
+    Section,
+    SectionList,
+    String,
+    StringList,
+)
 
 
 class ConfigSchema(Schema):
@@ -356,3 +365,9 @@ class ConfigFileSchema(ConfigSchema):
     policy = NamedSections(PolicySchema, "Access policies, keyed by policy name (file order kept).")
     keys = SectionList(KeyItemSchema, "Keys created at startup, in this order.")
     keystore = Section(KeystoreSchema, "Where keys are stored: exactly one backend.")
+    mlock = OptionalBoolean(
+        "kes-flask only (Go KES ignores it): lock all memory with mlockall so keys never reach "
+        "swap. true: required, startup fails if it cannot; false: never; unset: try, warn on "
+        "failure. The --mlock flag means true.",
+        default=None,
+    )

@@ -136,5 +136,6 @@ def build_config(
         api=api,
         policies=policies,
         keys=keys,
+        mlock=data["mlock"],
         warnings=tuple(warnings),
     )

@@ -24,6 +24,7 @@ from kes_flask.crypto import Timestamp
 from kes_flask.keystore.cache import SharedGeneration
 from kes_flask.server.address import gunicorn_bind
 from kes_flask.server.banner import READY_LINE, RELOADED_LINE
+from kes_flask.server.hardening import MemoryLock
 from kes_flask.server.startup import ServerState
 from kes_flask.server.worker import KesWorker
 
@@ -39,7 +40,7 @@ GRACEFUL_TIMEOUT = 10
 class ServerOptions:
     workers: int = DEFAULT_WORKERS
     threads: int = DEFAULT_THREADS
-    mlock: bool = False
+    mlock: MemoryLock = MemoryLock.OFF  # what workers do; the master has locked itself already
     banner: Callable[[ServerState], str] | None = None
     reload_state: Callable[[], ServerState] | None = None  # None: SIGHUP reloading disabled
     on_exit: Callable[[], None] | None = None

@@ -35,8 +35,9 @@ class KesWorker(ThreadWorker):
     malformed requests with a KES-style JSON error instead of gunicorn's HTML page."""
 
     def init_process(self) -> None:
-        if getattr(self.cfg, "kes_mlock", False):
-            hardening.lock_memory()
+        # Memory locks are not inherited across fork(): every worker locks its own.
+        hardening.disable_core_dumps()
+        hardening.apply_memory_lock(getattr(self.cfg, "kes_mlock", hardening.MemoryLock.OFF))
         super().init_process()
 
     def handle_exit(self, sig: int, frame: object) -> None:
