@@ -121,7 +121,7 @@ class KesClient:
                 response = conn.getresponse()
                 payload = response.read()
                 return response.status, dict(response.getheaders()), payload
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            except (http.client.RemoteDisconnected, ConnectionError, ssl.SSLEOFError):
                 self.close()  # a kept-alive connection the server closed; retry once on a new one
                 if attempt == 2:
                     raise
