@@ -16,6 +16,7 @@ import pytest
 
 from kes_flask.client import ErrKeyExists, ErrKeyNotFound, ErrNotAllowed, KesClient, KesServerError
 from kes_flask.server.banner import READY_LINE
+from kes_flask.server.hardening import memory_lock_permitted
 from tests.kes_server import free_port
 
 pytestmark = pytest.mark.e2e
@@ -134,6 +135,29 @@ def test_seed_004_filesystem_tutorial(tmp_path: Path):
         assert sorted(os.listdir(tmp_path / "keys")) == ["minio-default-key", "minio-key-name"]
     finally:
         assert server.stop() == 0
+
+    # 5. the tip: "Start a KES server instance with memory protection"
+    args = (
+        "server",
+        "--config",
+        "config.yml",
+        "--auth",
+        "off",
+        "--mlock",
+        "--addr",
+        f"127.0.0.1:{port}",
+    )
+    if memory_lock_permitted()[0]:
+        server = Process(tmp_path, *args)
+        try:
+            assert any(line.startswith("MLock      enabled") for line in server.out)
+            assert minio.generate_key("minio-default-key").plaintext
+        finally:
+            assert server.stop() == 0
+    else:  # without CAP_IPC_LOCK the request fails clearly instead of half-working
+        refused = run(tmp_path, *args)
+        assert refused.returncode == 1
+        assert "Error: cannot lock memory (--mlock)" in refused.stderr
 
 
 def test_dev_server_serves_and_cleans_up(tmp_path: Path):
