@@ -9,6 +9,7 @@ import click
 
 from kes_flask.config.errors import ConfigError
 from kes_flask.server import hardening
+from kes_flask.server.address import check_available
 from kes_flask.server.banner import banner
 from kes_flask.server.gunicorn_app import (
     DEFAULT_THREADS,
@@ -100,6 +101,7 @@ def _run(config_path: str, addr: str, workers: int, threads: int, mlock_flag: bo
     mode = MemoryLock.choose(mlock_flag, config.mlock)
     locked = hardening.apply_memory_lock(mode)
     state = prepare(config, addr)
+    check_available(state.host, state.port)
     options = ServerOptions(
         workers=workers,
         threads=threads,
@@ -119,6 +121,7 @@ def _run_dev(addr: str, workers: int, threads: int, mode: MemoryLock) -> None:
     env = create_dev_environment(host)
     try:
         state = prepare(env.config, addr or DEV_ADDRESS)
+        check_available(state.host, state.port)
     except ConfigError:
         env.remove()
         raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 from ipaddress import ip_address
 
 from kes_flask.config.errors import ConfigError
@@ -30,3 +32,15 @@ def gunicorn_bind(host: str, port: int) -> str:
     if not host:
         host = "0.0.0.0"  # noqa: S104 - Go KES's ":7373" also listens on every interface
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_available(host: str, port: int) -> None:
+    """Fail at once, like Go KES, when the address is taken (gunicorn would retry for 5 s)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host or "0.0.0.0", port))  # noqa: S104 - the address we are asked to serve
+        except OSError as err:
+            reason = "address already in use" if err.errno == errno.EADDRINUSE else err.strerror
+            raise ConfigError(f"listen tcp {gunicorn_bind(host, port)}: bind: {reason}") from None

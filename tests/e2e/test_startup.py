@@ -117,3 +117,23 @@ def test_missing_config_file(tmp_path: Path):
     result = kes_flask(tmp_path, "server", "--config", "nope.yml")
     assert result.returncode == 1
     assert "nope.yml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_address_in_use_fails_at_once(tmp_path: Path, pki: PKI):
+    import socket
+    import time
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "config.yml").write_text(base(pki, tmp_path))
+        started = time.monotonic()
+        result = kes_flask(
+            tmp_path, "server", "--config", "config.yml", "--addr", f"127.0.0.1:{port}"
+        )
+        assert time.monotonic() - started < 15  # no 5-second gunicorn retry loop
+    assert result.returncode == 1
+    assert result.stderr.strip().endswith(
+        f"Error: listen tcp 127.0.0.1:{port}: bind: address already in use"
+    )
