@@ -2,7 +2,17 @@ from __future__ import annotations
 
 import pytest
 
+from tests.interop import peers
 from tests.kes_server import PKI, KesServer, config_yaml
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The upstream versions the interop suite runs against (pytest reads this hook here only)."""
+    lines = [f"interop peers: Go KES {peers.KES_VERSION} ({peers.KES_MODULE}/cmd/kes)"]
+    if peers.MINIO_VERSION != "off":
+        lines.append(f"interop peers: MinIO {peers.MINIO_VERSION} ({peers.MINIO_MODULE})")
+    lines.append(f"interop toolchain: {peers.go_version()}; cache {peers.cache_dir()}")
+    return lines
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,6 @@ import pytest
 from tests.interop import peers
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    lines = [f"interop peers: Go KES {peers.KES_VERSION} ({peers.KES_MODULE}/cmd/kes)"]
-    if peers.MINIO_VERSION != "off":
-        lines.append(f"interop peers: MinIO {peers.MINIO_VERSION} ({peers.MINIO_MODULE})")
-    lines.append(f"interop toolchain: {peers.go_version()}; cache {peers.cache_dir()}")
-    return lines
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     interop = Path(__file__).parent
     for item in items:
