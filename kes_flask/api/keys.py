@@ -23,7 +23,13 @@ from kes_flask.api.errors import (
 from kes_flask.api.responses import add_route, empty_response, json_response
 from kes_flask.auth.names import valid_name, valid_pattern
 from kes_flask.crypto import Algorithm, DecryptionError, KeyVersion
-from kes_flask.keystore.base import KeyExistsError, KeyNotFoundError, KeystoreError
+from kes_flask.keystore.base import (
+    LIST_PAGE_SIZE,
+    UNLIMITED,
+    KeyExistsError,
+    KeyNotFoundError,
+    KeystoreError,
+)
 from kes_flask.runtime import runtime
 
 bp = Blueprint("keys", __name__)
@@ -31,7 +37,6 @@ log = logging.getLogger("kes_flask.api")
 
 KEY_SIZE = 32
 LIST_RESPONSE_LIMIT = 1_000_000  # kms-go reads at most 1 MiB of a listing (api.md §3.4)
-LIST_PAGE_SIZE = 1024
 
 
 def _name(resource: str) -> str:
@@ -142,7 +147,7 @@ def list_keys(resource: str) -> Response:
         raise invalid_pattern(resource)
     prefix = resource[:-1] if resource.endswith("*") else resource  # Decision Q6
     try:
-        names, _ = runtime().keys.list(prefix, limit=1 << 62)
+        names, _ = runtime().keys.list(prefix, limit=UNLIMITED)
     except KeystoreError as err:
         raise _failure(502, "failed to list keys", err) from None
     listing: dict[str, object] = {"names": names}
@@ -151,10 +156,9 @@ def list_keys(resource: str) -> Response:
     return json_response(listing)
 
 
-def _crypto_request(*fields: str) -> list[bytes]:
-    body = read_object(
-        g.route.max_body, INVALID_BODY[1], optional=request.endpoint == "keys.generate"
-    )
+def _crypto_request(*fields: str, optional: bool = False) -> list[bytes]:
+    """The base64 ``fields`` of the body; ``optional``: an empty body means all are empty."""
+    body = read_object(g.route.max_body, INVALID_BODY[1], optional=optional)
     try:
         string_field(body, "version")  # accepted and ignored, but must be a string (api.md §5.10)
         return [bytes_field(body, field) for field in fields]
@@ -164,7 +168,7 @@ def _crypto_request(*fields: str) -> list[bytes]:
 
 def generate(resource: str) -> Response:
     name = _name(resource)
-    (context,) = _crypto_request("context")
+    (context,) = _crypto_request("context", optional=True)  # generate may have no body
     version = _key(name)
     plaintext = secrets.token_bytes(KEY_SIZE)
     try:

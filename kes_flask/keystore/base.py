@@ -6,9 +6,11 @@ about cryptography; the key cache and the API layer do the decoding.
 
 from __future__ import annotations
 
+import sys
 from typing import Protocol
 
 LIST_PAGE_SIZE = 1024
+UNLIMITED = sys.maxsize  # a listing limit meaning "every matching name"
 
 
 class KeystoreError(Exception):

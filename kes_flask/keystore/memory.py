@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from kes_flask.keystore.base import KeyExistsError, KeyNotFoundError, paginate
+from kes_flask.keystore.base import UNLIMITED, KeyExistsError, KeyNotFoundError, paginate
 
 
 class MemoryKeystore:
@@ -36,7 +36,7 @@ class MemoryKeystore:
             names = list(self._values)
         if limit == 0:
             return [], ""
-        return paginate(names, prefix, limit if limit > 0 else len(names) or 1)
+        return paginate(names, prefix, limit if limit > 0 else UNLIMITED)  # never paged
 
     def status(self) -> float:
         return 0.001
