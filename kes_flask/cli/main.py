@@ -20,9 +20,10 @@ def cli() -> None:
 def _register() -> None:
     from kes_flask.cli.identity import identity, tool
     from kes_flask.cli.migrate import migrate_config
+    from kes_flask.cli.migrate_keys import migrate_keys_command
     from kes_flask.cli.server import server
 
-    for command in (server, identity, tool, migrate_config):
+    for command in (server, identity, tool, migrate_config, migrate_keys_command):
         cli.add_command(command)
 
 
