@@ -18,19 +18,21 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from kes_flask.cli.doctor import doctor
     from kes_flask.cli.identity import identity, tool
     from kes_flask.cli.migrate import migrate_config
     from kes_flask.cli.migrate_keys import migrate_keys_command
     from kes_flask.cli.server import server
 
-    for command in (server, identity, tool, migrate_config, migrate_keys_command):
+    for command in (server, identity, tool, migrate_config, migrate_keys_command, doctor):
         cli.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     _register()
     try:
-        cli.main(args=argv, prog_name="kes-flask", standalone_mode=False)
+        # Outside standalone mode click returns (not raises) the code of ``Exit(code)``.
+        code = cli.main(args=argv, prog_name="kes-flask", standalone_mode=False)
     except click.exceptions.Exit as exit_:
         return exit_.exit_code
     except click.exceptions.Abort:
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, MemoryLockError) as err:
         click.echo(f"Error: {err}", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
