@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from kes_flask.config.errors import ConfigError
-from kes_flask.config.model import FSKeystoreConfig, KeystoreConfig, MemoryKeystoreConfig
+from kes_flask.config.model import (
+    AWSKeystoreConfig,
+    FSKeystoreConfig,
+    GCPKeystoreConfig,
+    KeystoreConfig,
+    MemoryKeystoreConfig,
+)
 from kes_flask.keystore.base import Keystore, KeystoreError
 
 
-def open_keystore(config: KeystoreConfig) -> Keystore:
-    """Connect the configured backend; ``ConfigError`` when it cannot be used."""
+def open_keystore(config: KeystoreConfig, *, probe: bool = False) -> Keystore:
+    """Connect the configured backend; ``ConfigError`` when it cannot be used.
+
+    ``probe`` (the master at start-up) also runs ``status()`` as Go KES does on connect, so an
+    unreachable cloud service stops start-up. Workers do not probe: a worker restarted during an
+    outage must come up and serve cached keys rather than fail to boot.
+    """
     if isinstance(config, FSKeystoreConfig):
         from kes_flask.keystore.fs import FSKeystore
 
@@ -20,7 +31,26 @@ def open_keystore(config: KeystoreConfig) -> Keystore:
         from kes_flask.keystore.memory import MemoryKeystore
 
         return MemoryKeystore()
+    if isinstance(config, AWSKeystoreConfig):
+        return _connect_cloud(config, probe)
     raise ConfigError(
         f"keystore '{config.kind}' is not supported by this version of kes-flask yet "
-        "(supported: fs)"
+        "(supported: fs, aws)"
     )
+
+
+def _connect_cloud(config: AWSKeystoreConfig | GCPKeystoreConfig, probe: bool) -> Keystore:
+    store: Keystore
+    if isinstance(config, AWSKeystoreConfig):
+        from kes_flask.keystore.aws import AWSKeystore
+
+        store = AWSKeystore(config)
+    else:
+        raise ConfigError(f"keystore '{config.kind}' is not supported yet")
+    if probe:
+        try:
+            store.status()
+        except KeystoreError as err:
+            store.close()
+            raise ConfigError(f"failed to connect to {store.description}: {err}") from None
+    return store

@@ -38,7 +38,7 @@ def prepare(config: ServerConfig, address: str = "") -> ServerState:
     PolicySet.from_config(config)
     host, port = parse_listen_address(address or config.address or DEFAULT_ADDRESS)
     tls = TLSContextProvider(config.tls, optional_client_certificate=config.any_skip_auth)
-    store = open_keystore(config.keystore)
+    store = open_keystore(config.keystore, probe=True)
     try:
         create_predefined_keys(store, config)
         description = store.description

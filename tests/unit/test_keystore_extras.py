@@ -71,3 +71,16 @@ def test_the_container_image_installs_every_extra():
     wanted = ",".join(sorted(EXTRAS, key=["azure", "aws", "gcp"].index))
     assert f"pip wheel --no-cache-dir --wheel-dir /wheels '.[{wanted}]'" in text
     assert f"'kes-flask[{wanted}]==" in text
+
+
+def test_an_aws_config_without_boto3_stops_with_the_pip_line():
+    code = (
+        "import sys; sys.modules['boto3'] = None\n"
+        "from kes_flask.config.model import AWSKeystoreConfig\n"
+        "from kes_flask.keystore import open_keystore\n"
+        "try:\n    open_keystore(AWSKeystoreConfig(endpoint='e', region='r'))\n"
+        "except Exception as err:\n    print(type(err).__name__, err)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("ConfigError keystore AWS Secrets Manager")
+    assert out.stdout.rstrip().endswith("run pip install 'kes-flask[aws]'")
