@@ -31,11 +31,11 @@ def open_keystore(config: KeystoreConfig, *, probe: bool = False) -> Keystore:
         from kes_flask.keystore.memory import MemoryKeystore
 
         return MemoryKeystore()
-    if isinstance(config, AWSKeystoreConfig):
+    if isinstance(config, AWSKeystoreConfig | GCPKeystoreConfig):
         return _connect_cloud(config, probe)
     raise ConfigError(
         f"keystore '{config.kind}' is not supported by this version of kes-flask yet "
-        "(supported: fs, aws)"
+        "(supported: fs, aws, gcp)"
     )
 
 
@@ -46,7 +46,12 @@ def _connect_cloud(config: AWSKeystoreConfig | GCPKeystoreConfig, probe: bool) -
 
         store = AWSKeystore(config)
     else:
-        raise ConfigError(f"keystore '{config.kind}' is not supported yet")
+        from kes_flask.keystore.gcp import GCPKeystore
+
+        try:
+            store = GCPKeystore(config)
+        except KeystoreError as err:
+            raise ConfigError(str(err)) from None
     if probe:
         try:
             store.status()

@@ -29,7 +29,7 @@ from kes_flask.keystore.extras import import_sdk
 STATUS_TIMEOUT = 10.0  # seconds for the reachability probe
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
-MAX_ATTEMPTS = 4  # botocore's standard mode: total attempts, jittered exponential backoff
+MAX_ATTEMPTS = 3  # botocore's standard mode: total attempts, jittered exponential backoff
 # botocore logs request headers (the session token) and bodies (key values) at DEBUG.
 QUIET_LOGGERS = ("botocore", "boto3")
 
