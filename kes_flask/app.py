@@ -8,9 +8,10 @@ from typing import IO
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 from kes_flask.api import identity, keys, logs, policy, system
-from kes_flask.api.errors import NOT_FOUND, KesError, error_response
+from kes_flask.api.errors import NOT_FOUND, KesError, error_response, redirect_response
 from kes_flask.api.routes import configure_routes
 from kes_flask.auth import middleware
 from kes_flask.auth.peer import Identify, identify_gunicorn_peer
@@ -74,9 +75,11 @@ def _install_error_handlers(app: Flask) -> None:
         return error_response(err.status, err.message, err.headers)
 
     @app.errorhandler(HTTPException)
-    def http_error(err: HTTPException) -> Response | HTTPException:
+    def http_error(err: HTTPException) -> Response:
+        if isinstance(err, RequestRedirect):
+            return redirect_response(err.new_url, err.code)
         if err.code is None or err.code < 400:
-            return err  # routing redirects pass through unchanged
+            return error_response(500, "internal server error")  # no other non-error is raised
         if isinstance(err, NotFound):
             return error_response(*NOT_FOUND)
         if isinstance(err, MethodNotAllowed):

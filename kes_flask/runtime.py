@@ -1,13 +1,17 @@
-"""Everything a request handler needs, built once per worker process from the configuration."""
+"""Everything a request handler needs, built once per worker process from the configuration.
+
+This module sits below the API layer: it names the route table's type only for type checkers,
+so importing it never imports ``kes_flask.api`` (the app factory builds the table and hands it in).
+"""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
-from kes_flask.api.routes import Route
 from kes_flask.auth.peer import Identify
 from kes_flask.auth.policy import PolicySet
 from kes_flask.config.model import ServerConfig
@@ -15,6 +19,9 @@ from kes_flask.crypto import Timestamp
 from kes_flask.keystore.cache import KeyCache
 from kes_flask.telemetry.logs import AuditLog, LogHub
 from kes_flask.telemetry.metrics import Metrics
+
+if TYPE_CHECKING:
+    from kes_flask.api.routes import Route
 
 
 @dataclass

@@ -43,6 +43,14 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return Response(body, status=status, mimetype="application/json", headers=headers)
 
 
+def redirect_response(location: str, status: int = 301) -> Response:
+    """A redirect the way every other answer looks: JSON, for every method (Werkzeug's is HTML).
+
+    The body names the target, so a client that does not follow redirects sees where to go.
+    """
+    return error_response(status, f"moved permanently to '{location}'", {"Location": location})
+
+
 def invalid_name(kind: str, name: str) -> KesError:
     return KesError(400, f"{kind} '{name}' is empty, too long or contains invalid characters")
 

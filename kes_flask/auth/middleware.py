@@ -9,9 +9,9 @@ from __future__ import annotations
 import posixpath
 import time
 
-from flask import Flask, Response, g, redirect, request
+from flask import Flask, Response, g, request
 
-from kes_flask.api.errors import NOT_ALLOWED, KesError
+from kes_flask.api.errors import NOT_ALLOWED, KesError, redirect_response
 from kes_flask.api.routes import Auth, Route
 from kes_flask.runtime import runtime
 
@@ -43,7 +43,7 @@ def before_request() -> Response | None:
     cleaned = clean_path(path)
     if cleaned != path:
         query = request.query_string.decode("latin-1")
-        return redirect(cleaned + ("?" + query if query else ""), code=301)
+        return redirect_response(cleaned + ("?" + query if query else ""))
 
     rt = runtime()
     route = rt.routes.get(request.endpoint or "")

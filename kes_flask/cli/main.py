@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -46,6 +47,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (ConfigError, MemoryLockError) as err:
         click.echo(f"Error: {err}", err=True)
+        return 1
+    except OSError as err:  # a file or socket the operator pointed at: name it, no traceback
+        where = f"{err.filename}: " if err.filename else ""
+        click.echo(f"Error: {where}{(err.strerror or str(err)).lower()}", err=True)
+        return 1
+    except Exception as err:  # operators get a message; developers opt in to the traceback
+        if os.environ.get("KES_FLASK_TRACEBACK"):
+            raise
+        click.echo(
+            f"Error: unexpected {type(err).__name__}: {err} "
+            "(set KES_FLASK_TRACEBACK=1 to see where; please report it)",
+            err=True,
+        )
         return 1
     return code if isinstance(code, int) else 0
 

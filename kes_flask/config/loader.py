@@ -95,15 +95,22 @@ def _parse(text: str, environ: Mapping[str, str], source: str) -> ServerConfig:
     if document.duplicates:
         raise ConfigError("\n".join(d.message(source) for d in document.duplicates[:10]))
     schema = ConfigFileSchema()
+    unknown = unknown_key_warnings(schema, document.root, source)
     try:
-        data = schema.load(document.root)
-    except ValidationError as err:
-        raise _type_error(err.messages, source) from None
-    warnings = unknown_key_warnings(schema, document.root, source)
-    warnings += _legacy_keystore_warning(document.root, data, source)
-    return build_config(
-        data, source=source, has_root_key="root" in document.root, warnings=warnings
-    )
+        try:
+            data = schema.load(document.root)
+        except ValidationError as err:
+            raise _type_error(err.messages, source) from None
+        warnings = unknown + _legacy_keystore_warning(document.root, data, source)
+        return build_config(
+            data, source=source, has_root_key="root" in document.root, warnings=warnings
+        )
+    except ConfigError as err:
+        if not unknown or "\nhint:" in str(err):
+            raise  # no unknown key, or the error already names the renamed key
+        # A misspelt key ('tsl:' for 'tls:') is often the cause of the error: say both at once.
+        notes = "\n".join(f"note: {warning}" for warning in unknown)
+        raise ConfigError(f"{err}\n{notes}") from None
 
 
 def parse_config(

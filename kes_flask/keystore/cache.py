@@ -24,6 +24,20 @@ PROBE_INTERVAL = 10.0
 log = logging.getLogger("kes_flask.keystore")
 
 
+@contextlib.contextmanager
+def _backend_errors(operation: str, name: str) -> Iterator[None]:
+    """Any backend failure that is not a ``KeystoreError`` yet (an ``OSError`` a backend let
+    through, a client library's exception) becomes one, so every route answers its 502."""
+    try:
+        yield
+    except KeystoreError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the API layer turns this into the route's 502
+        target = f" '{name}'" if name else ""
+        reason = f"{type(err).__name__}: {err}"
+        raise KeystoreError(f"keystore {operation}{target} failed: {reason}") from None
+
+
 class Counter(Protocol):
     value: int
 
@@ -100,7 +114,8 @@ class KeyCache:
             if entry is not None:
                 entry.used = True
                 return entry.version
-            value = self.store.get(name)
+            with _backend_errors("read", name):
+                value = self.store.get(name)
             try:
                 version = KeyVersion.parse(value)
             except KeyFormatError as err:
@@ -109,20 +124,25 @@ class KeyCache:
             return version
 
     def create(self, name: str, version: KeyVersion) -> None:
-        self.store.create(name, version.encode())
+        with _backend_errors("create", name):
+            self.store.create(name, version.encode())
 
     def delete(self, name: str) -> None:
-        self.store.delete(name)
+        with _backend_errors("delete", name):
+            self.store.delete(name)
         self._entries.pop(name, None)
         self._generation.bump()
 
     def list(self, prefix: str, limit: int = -1) -> tuple[list[str], str]:
-        return self.store.list(prefix, limit)
+        with _backend_errors("list", prefix):
+            return self.store.list(prefix, limit)
 
     def status(self) -> float:
+        """Offline (the last probe failed) until the next probe succeeds, like Go KES."""
         if self.offline:
             raise KeystoreUnreachableError("kes: keystore unreachable: keystore is offline")
-        return self.store.status()
+        with _backend_errors("probe", ""):
+            return self.store.status()
 
     @contextlib.contextmanager
     def _name_lock(self, name: str) -> Iterator[None]:

@@ -6,13 +6,18 @@ half-starts: policies, TLS files, the listen address, the keystore, and the pre-
 
 from __future__ import annotations
 
+import datetime
 import logging
+import os
+import stat
 from dataclasses import dataclass
+
+from cryptography import x509
 
 from kes_flask.auth.names import valid_name
 from kes_flask.auth.policy import PolicySet
 from kes_flask.config.errors import ConfigError
-from kes_flask.config.model import DEFAULT_ADDRESS, ServerConfig
+from kes_flask.config.model import DEFAULT_ADDRESS, ServerConfig, TLSConfig
 from kes_flask.crypto import KeyVersion
 from kes_flask.keystore import open_keystore
 from kes_flask.keystore.base import KeyExistsError, Keystore, KeystoreError
@@ -20,6 +25,8 @@ from kes_flask.server.address import parse_listen_address
 from kes_flask.server.tls import TLSContextProvider
 
 log = logging.getLogger("kes_flask.server")
+
+EXPIRY_WARNING_DAYS = 30
 
 
 @dataclass
@@ -38,6 +45,8 @@ def prepare(config: ServerConfig, address: str = "") -> ServerState:
     PolicySet.from_config(config)
     host, port = parse_listen_address(address or config.address or DEFAULT_ADDRESS)
     tls = TLSContextProvider(config.tls, optional_client_certificate=config.any_skip_auth)
+    for warning in tls_warnings(config.tls):
+        log.warning("WARNING: %s", warning)
     store = open_keystore(config.keystore, probe=True)
     try:
         create_predefined_keys(store, config)
@@ -59,3 +68,43 @@ def create_predefined_keys(store: Keystore, config: ServerConfig) -> None:
             continue
         except KeystoreError as err:
             raise ConfigError(f"failed to create pre-defined key '{name}': {err}") from None
+
+
+def tls_warnings(tls: TLSConfig, now: datetime.datetime | None = None) -> list[str]:
+    """What an operator should fix soon although the server can start (the files loaded).
+
+    An expired certificate still starts (like Go KES) because a renewal may be on its way, but
+    every client will refuse it; a private key others can read is a leaked key waiting to happen.
+    """
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    warnings = []
+    try:
+        with open(tls.cert, "rb") as file:
+            leaf = x509.load_pem_x509_certificate(file.read())
+    except (OSError, ValueError):
+        leaf = None  # the context was built from this file: a race with a rewrite, not ours
+    if leaf is not None:
+        expiry = leaf.not_valid_after_utc
+        date = expiry.strftime("%Y-%m-%d %H:%M UTC")
+        if expiry <= now:
+            warnings.append(
+                f"tls.cert: the server certificate '{tls.cert}' expired on {date}: clients "
+                "refuse the connection; replace the file with a renewed certificate"
+            )
+        elif expiry - now < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+            days = (expiry - now).days
+            warnings.append(
+                f"tls.cert: the server certificate '{tls.cert}' expires in {days} day(s), on "
+                f"{date}: renew it (the server picks up a replaced file within 15 minutes)"
+            )
+    try:
+        mode = stat.S_IMODE(os.stat(tls.key).st_mode)
+    except OSError:
+        mode = 0
+    if mode & 0o077:
+        who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if mode & bits)
+        warnings.append(
+            f"tls.key: the private key '{tls.key}' is accessible by {who} (mode {mode:04o}): "
+            f"run 'chmod 600 {tls.key}'"
+        )
+    return warnings

@@ -132,6 +132,32 @@ def can_lock_memory() -> bool:
     return memory_lock_permitted()[0]
 
 
+def locked_kib(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0  # a worker that is being replaced
+    line = next((line for line in status.splitlines() if line.startswith("VmLck:")), "VmLck: 0")
+    return int(line.split()[1])
+
+
+def wait_until_memory_is_locked(master: int, timeout: float = 60.0) -> None:
+    """Probe until the master and every worker hold locked memory.
+
+    READY=1 comes from the master once it listens; its workers fork and lock themselves after
+    that, so on a busy machine they may not have done so yet when the notification arrives.
+    """
+    children = Path(f"/proc/{master}/task/{master}/children")
+    deadline = time.monotonic() + timeout
+    while True:
+        workers = [int(pid) for pid in children.read_text().split()]
+        locked = {pid: locked_kib(pid) for pid in [master, *workers]}
+        if workers and all(locked.values()):
+            return
+        assert time.monotonic() < deadline, f"memory not locked within {timeout}s: {locked}"
+        time.sleep(0.1)
+
+
 def test_exec_start_serves_the_example_config_reloads_and_stops(tmp_path: Path, pki: PKI):
     unit = parse_unit(UNITS["kes-flask.service"])
     workdir = tmp_path / "var-lib-kes-flask"  # stands in for WorkingDirectory
@@ -179,15 +205,7 @@ def test_exec_start_serves_the_example_config_reloads_and_stops(tmp_path: Path, 
         assert client.describe_key("minio-default-key")["created_by"] == pki["admin"].identity
         client.close()
         if "--mlock" in argv:
-            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-            for pid in [process.pid, *map(int, children)]:
-                status = Path(f"/proc/{pid}/status").read_text()
-                locked = int(
-                    next(line for line in status.splitlines() if line.startswith("VmLck:")).split()[
-                        1
-                    ]
-                )
-                assert locked > 0, pid
+            wait_until_memory_is_locked(process.pid)
         reload = [
             arg.replace("$MAINPID", str(process.pid))
             for arg in shlex.split(one(unit, "Service.ExecReload"))

@@ -462,3 +462,115 @@ def test_metrics_count_only_handled_requests(call):
     assert 'kes_http_request_error{code="404"} 1' in text
     assert "_total" not in text and "_created" not in text
     assert "# TYPE kes_http_response_time histogram" in text
+
+
+# --- bounded parsing, framework answers, keystore failures (issue #10) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"plaintext": ' + b"1" * 5000 + b"}", "a number is longer than 64 characters"),
+        (b'{"x": -' + b"9" * 100 + b', "plaintext": "aGk="}', "a number is longer"),
+        (b'{"x": 1.' + b"0" * 100 + b"}", "a number is longer"),
+        (b'{"x": ' + b"[" * 200_000 + b"}", "JSON is nested too deeply"),
+        (b'{"x": ' + b'{"a":' * 5_000 + b"}", "JSON is nested too deeply"),
+    ],
+)
+def test_decoding_limits_are_400_with_the_reason(call, raw, reason):
+    call("POST", "/v1/key/create/k")
+    for route in ("encrypt", "decrypt", "generate", "hmac"):
+        response = call("POST", f"/v1/key/{route}/k", raw=raw)
+        assert response.status_code == 400, route
+        assert message(response).startswith("invalid request body: " + reason), route
+    response = call("POST", "/v1/key/import/k2", raw=raw)
+    assert message(response).startswith("invalid import key request body: " + reason)
+
+
+def test_small_numbers_and_nesting_in_ignored_fields_are_accepted_like_go(call):
+    call("POST", "/v1/key/create/k")
+    raw = b'{"plaintext":"aGk=","n":12345678901234567890,"f":-1.5e10,"deep":[[[{"a":[1]}]]]}'
+    assert call("POST", "/v1/key/encrypt/k", raw=raw).status_code == 200
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_json_constants_are_invalid(call, constant):
+    call("POST", "/v1/key/create/k")
+    response = call("POST", "/v1/key/encrypt/k", raw=b'{"plaintext":"aGk=","x":' + constant + b"}")
+    assert (response.status_code, message(response)) == (400, "invalid request body")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE"])
+def test_redirects_are_json_for_every_method(call, method):
+    response = call(method, "/v1/key/create/../create/k?x=1")
+    assert response.status_code == 301
+    assert response.headers["Location"] == "/v1/key/create/k?x=1"
+    assert message(response) == "moved permanently to '/v1/key/create/k?x=1'"
+    assert b"<" not in response.data
+
+
+class FailingStore(MemoryKeystore):
+    """A backend that leaks raw ``OSError``s, like a disk that is full or gone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: OSError | None = None
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def create(self, name, value):
+        self._check()
+        super().create(name, value)
+
+    def get(self, name):
+        self._check()
+        return super().get(name)
+
+    def delete(self, name):
+        self._check()
+        super().delete(name)
+
+    def list(self, prefix, limit=-1):
+        self._check()
+        return super().list(prefix, limit)
+
+    def status(self):
+        self._check()
+        return super().status()
+
+
+def test_every_keystore_io_error_is_the_routes_502_and_is_logged_with_the_request(caplog):
+    import errno
+
+    config = make_app()[0].extensions["kes_flask"].config
+    store = FailingStore()
+    app = create_app(config, keystore=store, identify=identify, start_background_tasks=False)
+    client = app.test_client()
+    env = {"kes.test.identity": ADMIN}
+    assert client.put("/v1/key/create/k", environ_base=env).status_code == 200
+    store.error = OSError(errno.ENOSPC, "No space left on device")
+    app.extensions["kes_flask"].keys.expire_all()
+    expected = {
+        ("PUT", "/v1/key/create/k2"): "failed to create key",
+        ("PUT", "/v1/key/import/k3"): "failed to create key",
+        ("GET", "/v1/key/describe/k"): "failed to read key",
+        ("PUT", "/v1/key/generate/k"): "failed to read key",
+        ("DELETE", "/v1/key/delete/k"): "failed to delete key",
+        ("GET", "/v1/key/list/*"): "failed to list keys",
+    }
+    body = json.dumps({"key": b64(b"k" * 32), "cipher": "AES256"})
+    for (method, path), text in expected.items():
+        caplog.clear()
+        data = body if "import" in path else None
+        response = client.open(path, method=method, data=data, environ_base=env)
+        assert (response.status_code, message(response)) == (502, text), path
+        (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert record.attrs["req.path"] == path and record.attrs["req.identity"] == ADMIN
+        assert "No space left on device" in record.getMessage()
+    assert client.get("/v1/ready", environ_base=env).status_code == 502
+    assert json.loads(client.get("/v1/status", environ_base=env).data)["keystore_unreachable"]
+    store.error = None  # the disk has room again: no restart needed
+    assert client.get("/v1/ready", environ_base=env).status_code == 200
+    assert client.put("/v1/key/create/k2", environ_base=env).status_code == 200

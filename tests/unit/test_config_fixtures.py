@@ -184,10 +184,12 @@ def test_seed_000_keystore_fragments(name, field, value):
 def test_seed_001_vault_with_retry_key():
     with pytest.raises(ConfigError) as info:
         load("seeds/001-vault.yml")
+    error, note = str(info.value).split("\n")
     assert (
-        str(info.value)
-        == "kesconf: invalid vault keystore: invalid approle config: no approle ID specified"
+        error == "kesconf: invalid vault keystore: invalid approle config: no approle ID specified"
     )
+    # the unknown key is shown with the error, not lost (issue #10)
+    assert note.startswith("note: ") and "unknown key 'keystore.vault.approle.retry'" in note
     text = fill("001-vault.yml", **{'id: ""': "id: i", 'secret: ""': "secret: s"})
     config = parse_config(text, {}, "config.yml")
     assert config.admin_identity == "disabled"
@@ -245,9 +247,8 @@ def test_seed_003_yaml_overview_without_duplicates_still_fails():
     text = (SEEDS / "003-yaml-overview.yml").read_text().replace("\n    my-app:\n", "\n  my-app:\n")
     with pytest.raises(ConfigError) as info:
         parse_config(text, {})
-    assert (
-        str(info.value)
-        == "kesconf: referenced env. variable 'MINIO_IDENTITY' in line '29' not found"
+    assert str(info.value).split("\n")[0] == (
+        "kesconf: referenced env. variable 'MINIO_IDENTITY' in line '29' not found"
     )
     with pytest.raises(ConfigError) as info:
         parse_config(text, {"MINIO_IDENTITY": "m", "ROOT_IDENTITY": "r"})
@@ -255,7 +256,9 @@ def test_seed_003_yaml_overview_without_duplicates_still_fails():
     fixed = text.replace("root: ${ROOT_IDENTITY}", "admin:\n  identity: ${ROOT_IDENTITY}")
     with pytest.raises(ConfigError) as info:
         parse_config(fixed, {"MINIO_IDENTITY": "m", "ROOT_IDENTITY": "r"})
-    assert str(info.value) == "kesconf: invalid Azure keyvault keystore: no endpoint specified"
+    error, *notes = str(info.value).split("\n")
+    assert error == "kesconf: invalid Azure keyvault keystore: no endpoint specified"
+    assert all(note.startswith("note: <config>: line ") for note in notes)
 
 
 def test_seed_004_fs():

@@ -128,7 +128,7 @@ def test_fs_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.Monk
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(fs_module.os, "fsync", failing_fsync)
-    with pytest.raises(OSError):
+    with pytest.raises(KeystoreError, match="cannot create key 'k': Input/output error"):
         store.create("k", b"value")
     assert os.listdir(tmp_path) == []
 
@@ -300,3 +300,33 @@ def test_a_delete_in_one_process_flushes_the_caches_of_the_others(tmp_path: Path
     deleted.set()
     assert result.get(timeout=10) == "not found"
     child.join(10)
+
+
+def test_fs_status_fails_when_the_directory_cannot_take_a_file(tmp_path: Path):
+    store = FSKeystore(str(tmp_path / "keys"))
+    assert store.status() > 0
+    assert os.listdir(tmp_path / "keys") == []  # the probe file is gone again
+    (tmp_path / "keys").rmdir()
+    (tmp_path / "keys").mkdir(mode=0o500)  # read-only: root would still write, so also check
+    if os.geteuid() != 0:
+        with pytest.raises(KeystoreError, match="is not usable: Permission denied"):
+            store.status()
+    (tmp_path / "keys").rmdir()
+    with pytest.raises(KeystoreUnreachableError):
+        store.status()
+
+
+def test_fs_listing_hides_in_flight_temporary_files(tmp_path: Path):
+    store = FSKeystore(str(tmp_path))
+    store.create("a", b"v")
+    (tmp_path / ".kes-flask-0123456789abcdef.tmp").write_bytes(b"in flight")
+    assert store.list("") == (["a"], "")
+
+
+def test_fs_keystore_path_that_cannot_be_created_says_what_to_change(tmp_path: Path):
+    # procfs refuses new directories even to root: a real, unprivileged-proof mkdir failure
+    with pytest.raises(KeystoreError, match=r"keystore.fs.path: cannot create the directory"):
+        FSKeystore("/proc/self/kes-flask-keys/x")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(KeystoreError, match=r"keystore.fs.path: cannot access .*Not a directory"):
+        FSKeystore(str(tmp_path / "file" / "keys"))
