@@ -26,6 +26,7 @@ from kes_flask.crypto import Algorithm, DecryptionError, KeyVersion
 from kes_flask.keystore.base import (
     LIST_PAGE_SIZE,
     UNLIMITED,
+    InvalidKeyNameError,
     KeyExistsError,
     KeyNotFoundError,
     KeystoreError,
@@ -65,6 +66,8 @@ def _key(name: str) -> KeyVersion:
         return runtime().keys.get(name)
     except KeyNotFoundError:
         raise KesError.of(KEY_NOT_FOUND) from None
+    except InvalidKeyNameError as err:
+        raise KesError(400, str(err)) from None
     except KeystoreError as err:
         raise _failure(502, "failed to read key", err) from None
 
@@ -74,6 +77,8 @@ def _store(name: str, version: KeyVersion) -> None:
         runtime().keys.create(name, version)
     except KeyExistsError:
         raise KesError.of(KEY_EXISTS) from None
+    except InvalidKeyNameError as err:
+        raise KesError(400, str(err)) from None
     except KeystoreError as err:
         raise _failure(502, "failed to create key", err) from None
 
@@ -136,6 +141,8 @@ def delete(resource: str) -> Response:
         runtime().keys.delete(name)
     except KeyNotFoundError:
         raise KesError.of(KEY_NOT_FOUND) from None
+    except InvalidKeyNameError as err:
+        raise KesError(400, str(err)) from None
     except KeystoreError as err:
         raise _failure(502, "failed to delete key", err) from None
     _audit(f"secret key '{name}' deleted")

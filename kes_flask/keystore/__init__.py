@@ -5,6 +5,7 @@ from __future__ import annotations
 from kes_flask.config.errors import ConfigError
 from kes_flask.config.model import (
     AWSKeystoreConfig,
+    AzureKeystoreConfig,
     FSKeystoreConfig,
     GCPKeystoreConfig,
     KeystoreConfig,
@@ -33,9 +34,13 @@ def open_keystore(config: KeystoreConfig, *, probe: bool = False) -> Keystore:
         return MemoryKeystore()
     if isinstance(config, AWSKeystoreConfig | GCPKeystoreConfig):
         return _connect_cloud(config, probe)
+    if isinstance(config, AzureKeystoreConfig):
+        from kes_flask.keystore.azure import AzureKeystore
+
+        return AzureKeystore(config)  # like Go KES, connecting does not contact Azure
     raise ConfigError(
         f"keystore '{config.kind}' is not supported by this version of kes-flask yet "
-        "(supported: fs, aws, gcp)"
+        "(supported: fs, aws, gcp, azure)"
     )
 
 

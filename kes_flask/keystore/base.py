@@ -25,6 +25,10 @@ class KeyExistsError(KeystoreError):
     pass
 
 
+class InvalidKeyNameError(KeystoreError):
+    """The backend cannot store this name (e.g. ``_`` in Azure): the API answers 400."""
+
+
 class KeystoreUnreachableError(KeystoreError):
     """The backend cannot be reached or is sealed: ``/v1/ready`` answers 504."""
 

@@ -1,0 +1,497 @@
+"""A faithful fake of Azure Key Vault's secrets API (REST api-version 7.5) over real HTTPS.
+
+One loopback server plays the vault and Entra ID (``tests/fakes/entra.py``). It is keyed to the
+documented REST API, not to kes-flask: the official ``SecretClient`` and azure-identity credentials
+run against it unchanged (``tests/unit/test_fake_azure_keyvault.py``).
+
+* Challenge-based bearer flow: a request without a token gets 401 and
+  ``WWW-Authenticate: Bearer authorization="<authority>/<tenant>", resource="<resource>"``.
+  Key Vault's resource is the vault host without its first label (``kes.vault.azure.net`` →
+  ``vault.azure.net``); for the loopback host ``127.0.0.1`` that rule gives ``0.0.1``, which is
+  what the SDK's challenge-resource check accepts. Expired tokens get the same challenge; revoked
+  ones (continuous access evaluation) get a claims challenge.
+* ``/secrets/{name}`` set/get, ``/secrets/{name}/versions`` and ``/secrets`` with ``nextLink``
+  paging (25 a page unless ``maxresults``), names case-insensitive as in Azure.
+* Soft delete and purge as a state machine: active → deleting → deleted (recoverable) → purging →
+  gone; the transitional states last ``transition_requests`` requests touching the name and answer
+  409 ``ObjectIsBeingDeleted``; a recoverable name answers 409 ``ObjectIsDeletedButRecoverable``.
+* Access policies (403 ``ForbiddenByPolicy``) or RBAC (403 ``ForbiddenByRbac``) per principal,
+  injectable 429/503 with ``Retry-After``, an ``api-version`` check on every call.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.entra import MSI_PATH, Entra, Reply
+from tests.fakes.tls import ServerTLS
+
+API_VERSION = "7.5"
+PAGE_SIZE = 25
+NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
+RECOVERY_LEVEL = "Recoverable+Purgeable"
+
+
+@dataclass
+class Version:
+    id: str
+    value: str
+    created: int
+    enabled: bool = True
+    nbf: int | None = None
+    exp: int | None = None
+    content_type: str | None = None
+    tags: dict | None = None
+
+
+@dataclass
+class Secret:
+    name: str
+    versions: list[Version] = field(default_factory=list)
+    state: str = "active"  # active, deleting, deleted, purging
+    countdown: int = 0
+    deleted: int = 0
+
+
+@dataclass
+class Logged:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: object
+    status: int
+    principal: str
+
+
+class FakeKeyVault:
+    """Start it with ``FakeKeyVault(directory).start()``; configure ``vault_url`` as endpoint."""
+
+    def __init__(self, directory: Path, tenant: str = "41a37d4e-b3c4-49f4-b330-1114fb0271c8"):
+        self.directory = directory
+        self.tls = ServerTLS.create(directory)
+        self.ca_file = self.tls.ca
+        self.identity_header = secrets.token_hex(16)
+        self.entra = Entra(tenant, self.identity_header)
+        self.tenant = tenant
+        self.secrets: dict[str, Secret] = {}
+        self.log: list[Logged] = []
+        self.authorization = "policy"  # or "rbac"
+        self.transition_requests = 1
+        self._faults: list[tuple[int, str]] = []
+        self.lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self.connections: set[socket.socket] = set()
+        self.port = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, port: int = 0) -> FakeKeyVault:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.tls.cert, self.tls.key)
+        server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        server.daemon_threads = True
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        self._server = server
+        self.port = server.server_address[1]
+        threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="fake-keyvault", daemon=True
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and cut kept-alive connections: the vault becomes unreachable."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        with self.lock:
+            connections, self.connections = list(self.connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @property
+    def base(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    vault_url = base
+    authority = base  # AZURE_AUTHORITY_HOST
+
+    @property
+    def resource(self) -> str:
+        return f"https://0.0.1:{self.port}"
+
+    @property
+    def identity_endpoint(self) -> str:
+        return self.base + MSI_PATH
+
+    # --- test controls -------------------------------------------------------------------------
+
+    def fail_next(self, count: int, status: int = 429, retry_after: str = "0") -> None:
+        """The next ``count`` authenticated vault calls answer ``status`` with ``Retry-After``."""
+        with self.lock:
+            self._faults.extend([(status, retry_after)] * count)
+
+    def place(self, name: str, value: str, created: int | None = None, **attributes) -> Version:
+        """Put a secret version straight into the store (as another writer, e.g. Go KES, would)."""
+        with self.lock:
+            secret = self.secrets.setdefault(name.lower(), Secret(name))
+            version = Version(
+                secrets.token_hex(16), value, created or int(time.time()), **attributes
+            )
+            secret.versions.append(version)
+            return version
+
+    def requests_for(self, method: str, prefix: str = "/") -> list[Logged]:
+        with self.lock:
+            return [e for e in self.log if e.method == method and e.path.startswith(prefix)]
+
+    # --- the vault -------------------------------------------------------------------------------
+
+    def _advance(self, secret: Secret) -> Secret | None:
+        """Move a transitional state on by one request; None when the secret is gone."""
+        if secret.state in ("deleting", "purging"):
+            if secret.countdown > 0:
+                secret.countdown -= 1
+            elif secret.state == "deleting":
+                secret.state = "deleted"
+            else:
+                del self.secrets[secret.name.lower()]
+                return None
+        return secret
+
+    def _lookup(self, name: str) -> Secret | None:
+        secret = self.secrets.get(name.lower())
+        return None if secret is None else self._advance(secret)
+
+    def handle(self, method: str, path: str, query: dict[str, str], body: object) -> Reply:
+        parts = [p for p in path.split("/") if p]
+        if query.get("api-version") != API_VERSION:
+            message = f"The specified version ({query.get('api-version')}) is not recognized."
+            return _error(400, "BadParameter", message)
+        if not parts:
+            return _error(404, "NotFound", "Not found")
+        if len(parts) >= 2 and not NAME.match(parts[1]):
+            return _error(
+                400, "BadParameter", f"The request URI contains an invalid name: {parts[1]}"
+            )
+        with self.lock:
+            if parts[0] == "secrets":
+                return self._secrets(method, parts[1:], query, body)
+            if parts[0] == "deletedsecrets" and len(parts) == 2:
+                return self._deleted(method, parts[1])
+        return _error(404, "NotFound", "Not found")
+
+    def _secrets(self, method: str, parts: list[str], query: dict[str, str], body) -> Reply:
+        if not parts:
+            if method != "GET":
+                return _error(405, "MethodNotAllowed", "Method not allowed")
+            live = [
+                s for s in list(self.secrets.values()) if self._advance(s) and s.state == "active"
+            ]
+            live = sorted(live, key=lambda s: s.name.lower())
+            items = [self._item(s.name, s.versions[-1], versioned=False) for s in live]
+            return self._page("/secrets", items, query)
+        name = parts[0]
+        secret = self._lookup(name)
+        if len(parts) == 1 and method == "PUT":
+            return self._set(name, secret, body)
+        if len(parts) == 1 and method == "DELETE":
+            if secret is None or secret.state != "active":
+                return _not_found(name)
+            secret.state, secret.countdown = "deleting", self.transition_requests
+            secret.deleted = int(time.time())
+            return Reply(200, self._deleted_bundle(secret))
+        if method != "GET":
+            return _error(405, "MethodNotAllowed", "Method not allowed")
+        active = secret is not None and secret.state == "active"
+        if len(parts) == 2 and parts[1] == "versions":
+            versions = sorted(secret.versions, key=lambda v: -v.created) if active else []
+            items = [self._item(secret.name, v, versioned=True) for v in versions]
+            return self._page(f"/secrets/{name}/versions", items, query)
+        if not active:
+            return _not_found(name)
+        if len(parts) == 1 or parts[1] == "":
+            return self._bundle(secret, secret.versions[-1])
+        for version in secret.versions:
+            if version.id == parts[1].lower():
+                return self._bundle(secret, version)
+        return _not_found(name)
+
+    def _set(self, name: str, secret: Secret | None, body) -> Reply:
+        if not isinstance(body, dict) or not isinstance(body.get("value"), str):
+            return _error(400, "BadParameter", "Property value is required")
+        if secret is not None and secret.state in ("deleting", "purging"):
+            return _error(
+                409,
+                "Conflict",
+                f"Secret {name} is currently being deleted.",
+                "ObjectIsBeingDeleted",
+            )
+        if secret is not None and secret.state == "deleted":
+            message = (
+                f"Secret {name} is currently in a deleted but recoverable state, and its name "
+                "cannot be reused; in this state, the secret can only be recovered or purged."
+            )
+            return _error(409, "Conflict", message, "ObjectIsDeletedButRecoverable")
+        attributes = body.get("attributes") or {}
+        version = self.place(
+            name,
+            body["value"],
+            content_type=body.get("contentType"),
+            tags=body.get("tags"),
+            enabled=attributes.get("enabled", True),
+            nbf=attributes.get("nbf"),
+            exp=attributes.get("exp"),
+        )
+        return self._bundle(self.secrets[name.lower()], version)
+
+    def _deleted(self, method: str, name: str) -> Reply:
+        secret = self._lookup(name)
+        if method == "GET":
+            if secret is None or secret.state != "deleted":
+                return _error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
+            return Reply(200, self._deleted_bundle(secret))
+        if method != "DELETE":
+            return _error(405, "MethodNotAllowed", "Method not allowed")
+        if secret is not None and secret.state == "deleting":
+            return _error(
+                409,
+                "Conflict",
+                f"Secret {name} is currently being deleted.",
+                "ObjectIsBeingDeleted",
+            )
+        if secret is None or secret.state != "deleted":
+            return _error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
+        secret.state, secret.countdown = "purging", self.transition_requests
+        return Reply(204)
+
+    # --- representations -----------------------------------------------------------------------
+
+    def _attributes(self, version: Version) -> dict:
+        attributes = {
+            "enabled": version.enabled,
+            "created": version.created,
+            "updated": version.created,
+            "recoveryLevel": RECOVERY_LEVEL,
+            "recoverableDays": 90,
+        }
+        if version.nbf is not None:
+            attributes["nbf"] = version.nbf
+        if version.exp is not None:
+            attributes["exp"] = version.exp
+        return attributes
+
+    def _item(self, name: str, version: Version, versioned: bool) -> dict:
+        item: dict = {
+            "id": f"{self.base}/secrets/{name}" + (f"/{version.id}" if versioned else ""),
+            "attributes": self._attributes(version),
+        }
+        if version.content_type is not None:
+            item["contentType"] = version.content_type
+        if version.tags is not None:
+            item["tags"] = version.tags
+        return item
+
+    def _bundle(self, secret: Secret, version: Version) -> Reply:
+        if not version.enabled:
+            message = "Operation get is not allowed on a disabled secret."
+            return _error(403, "Forbidden", message, "SecretDisabled")
+        bundle = self._item(secret.name, version, versioned=True)
+        bundle["value"] = version.value
+        return Reply(200, bundle)
+
+    def _deleted_bundle(self, secret: Secret) -> dict:
+        bundle = self._item(secret.name, secret.versions[-1], versioned=True)
+        bundle.update(
+            recoveryId=f"{self.base}/deletedsecrets/{secret.name}",
+            deletedDate=secret.deleted,
+            scheduledPurgeDate=secret.deleted + 90 * 86400,
+        )
+        return bundle
+
+    def _page(self, path: str, items: list[dict], query: dict[str, str]) -> Reply:
+        size = int(query.get("maxresults") or PAGE_SIZE)
+        offset = 0
+        if "$skiptoken" in query:
+            offset = json.loads(base64.urlsafe_b64decode(query["$skiptoken"]))["NextMarker"]
+        page: dict = {"value": items[offset : offset + size], "nextLink": None}
+        if offset + size < len(items):
+            token = base64.urlsafe_b64encode(json.dumps({"NextMarker": offset + size}).encode())
+            page["nextLink"] = (
+                f"{self.base}{path}?api-version={API_VERSION}&$skiptoken={token.decode()}"
+                f"&maxresults={size}"
+            )
+        return Reply(200, page)
+
+    # --- authentication and authorization -----------------------------------------------------
+
+    def challenge(self, claims: bool = False) -> str:
+        authority = f"{self.base}/{self.tenant}"
+        if claims:
+            demand = base64.b64encode(
+                json.dumps(
+                    {"access_token": {"nbf": {"essential": True, "value": str(int(time.time()))}}}
+                ).encode()
+            ).decode()
+            return (
+                f'Bearer realm="", authorization_uri="{authority}/oauth2/authorize", '
+                f'error="insufficient_claims", claims="{demand}"'
+            )
+        return f'Bearer authorization="{authority}", resource="{self.resource}"'
+
+    def permission_denied(self, principal, method: str, parts: list[str]) -> Reply | None:
+        needed = _permission(method, parts)
+        if needed is None or needed in principal.permissions:
+            return None
+        if self.authorization == "rbac":
+            message = (
+                "Caller is not authorized to perform action on resource. If role assignments, deny "
+                "assignments or role definitions were changed recently, please observe propagation "
+                f"time. Caller: appid={principal.client_id};oid={principal.object_id} Action: "
+                f"'Microsoft.KeyVault/vaults/secrets/{_RBAC_ACTIONS[needed]}'"
+            )
+            return _error(403, "Forbidden", message, "ForbiddenByRbac")
+        message = (
+            f"The user, group or application 'appid={principal.client_id};"
+            f"oid={principal.object_id};iss=https://sts.windows.net/{self.tenant}/' does not have "
+            f"secrets {needed} permission on key vault 'kes-fake;location=westeurope'. For help "
+            "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
+        )
+        return _error(403, "Forbidden", message, "ForbiddenByPolicy")
+
+    def next_fault(self) -> tuple[int, str] | None:
+        with self.lock:
+            return self._faults.pop(0) if self._faults else None
+
+
+_RBAC_ACTIONS = {
+    "get": "getSecret/action",
+    "list": "readMetadata/action",
+    "set": "setSecret/action",
+    "delete": "delete",
+    "purge": "purge/action",
+}
+
+
+def _permission(method: str, parts: list[str]) -> str | None:
+    if not parts:
+        return None
+    if parts[0] == "deletedsecrets":
+        return "purge" if method == "DELETE" else "get"
+    if len(parts) == 1 or (len(parts) == 3 and parts[2] == "versions"):
+        return "list"
+    return {"PUT": "set", "DELETE": "delete"}.get(method, "get")
+
+
+def _error(status: int, code: str, message: str, inner: str = "") -> Reply:
+    error: dict = {"code": code, "message": message}
+    if inner:
+        error["innererror"] = {"code": inner}
+    return Reply(status, {"error": error})
+
+
+def _not_found(name: str) -> Reply:
+    message = (
+        f"A secret with (name/id) {name} was not found in this key vault. If you recently deleted "
+        "this secret you may be able to recover it using the correct recovery command. For help "
+        "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+    )
+    return _error(404, "SecretNotFound", message)
+
+
+def _handler(fake: FakeKeyVault) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with fake.lock:
+                fake.connections.add(self.connection)
+
+        def finish(self) -> None:
+            with fake.lock:
+                fake.connections.discard(self.connection)
+            try:
+                super().finish()
+            except OSError:
+                pass
+
+        def log_message(self, format, *args) -> None:
+            pass
+
+        def _send(self, reply: Reply) -> None:
+            data = b"" if reply.body is None else json.dumps(reply.body).encode()
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            if data:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _dispatch(self) -> None:
+            url = urlsplit(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            reply, principal = self._route(url.path, query, raw)
+            body = None
+            if raw and "json" in (self.headers.get("Content-Type") or ""):
+                body = json.loads(raw)
+            with fake.lock:
+                fake.log.append(
+                    Logged(self.command, url.path, query, body, reply.status, principal)
+                )
+            self._send(reply)
+
+        def _route(self, path: str, query: dict[str, str], raw: bytes) -> tuple[Reply, str]:
+            parts = [p for p in path.split("/") if p]
+            if path == MSI_PATH:
+                return fake.entra.managed_identity(query, self.headers.get("X-IDENTITY-HEADER")), ""
+            if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
+                return fake.entra.openid_configuration(fake.base, parts[0]), ""
+            if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
+                return fake.entra.client_credentials(parts[0], raw), ""
+            authorization = self.headers.get("Authorization") or ""
+            if not authorization.startswith("Bearer "):
+                message = "AKV10000: Request is missing a Bearer or PoP token."
+                reply = _error(401, "Unauthorized", message)
+                reply.headers["WWW-Authenticate"] = fake.challenge()
+                return reply, ""
+            principal, problem = fake.entra.check(authorization[7:], fake.resource)
+            if principal is None:
+                reply = _error(401, "Unauthorized", f"[{problem}] Error validating token")
+                reply.headers["WWW-Authenticate"] = fake.challenge(claims=problem == "revoked")
+                return reply, ""
+            fault = fake.next_fault()
+            if fault is not None:
+                status, retry_after = fault
+                code = "Throttled" if status == 429 else "ServiceUnavailable"
+                reply = _error(status, code, "Request was not processed: try again later.")
+                reply.headers["Retry-After"] = retry_after
+                return reply, principal.client_id
+            denied = fake.permission_denied(principal, self.command, parts)
+            if denied is not None:
+                return denied, principal.client_id
+            body = json.loads(raw) if raw else None
+            return fake.handle(self.command, path, query, body), principal.client_id
+
+        do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _dispatch
+
+    return Handler
