@@ -42,6 +42,7 @@ _STATUS_TIMEOUT = 10.0
 # What the SDK's HTTP pipeline does: upstream's retry budget, and bounded waits per attempt.
 _CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 7,
+    "retry_status": 7,  # azure-core's default (3) would give up on throttling sooner than Go
     "retry_backoff_factor": 0.2,
     "retry_backoff_max": 0.8,
     "connection_timeout": 10,

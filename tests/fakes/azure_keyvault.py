@@ -140,6 +140,15 @@ class FakeKeyVault:
 
     # --- test controls -------------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """An empty vault again (registrations and issued tokens stay)."""
+        with self.lock:
+            self.secrets.clear()
+            self.log.clear()
+            self._faults.clear()
+            self.authorization = "policy"
+            self.transition_requests = 1
+
     def fail_next(self, count: int, status: int = 429, retry_after: str = "0") -> None:
         """The next ``count`` authenticated vault calls answer ``status`` with ``Retry-After``."""
         with self.lock:

@@ -7,6 +7,7 @@ the fake's CA, and the configured ``endpoint``.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -303,3 +304,24 @@ def test_open_keystore_connects_without_contacting_azure(fake):
     )
     store.close()
     assert fake.log == []
+
+
+def test_no_secret_reaches_any_log_even_at_debug(fake, caplog):
+    caplog.set_level(logging.DEBUG)
+    azure = keystore(fake)
+    value = KeyVersion.generate(created_by="admin").encode()
+    azure.create("logged", value)
+    assert azure.get("logged") == value
+    fake.fail_next(1, 429)
+    azure.list("")
+    azure.delete("logged")
+    fake.entra.apps[CLIENT_ID].permissions.discard("get")
+    with pytest.raises(KeystoreError):
+        azure.get("other")
+    with pytest.raises(KeystoreError):
+        keystore(fake, client_secret="wrong-" + CLIENT_SECRET).get("x")
+    azure.close()
+    text = caplog.text
+    assert "logged" in text  # the SDK did log its requests
+    for secret in [CLIENT_SECRET, value.decode(), *fake.entra.issued]:
+        assert secret not in text

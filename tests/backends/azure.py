@@ -1,0 +1,48 @@
+"""Azure Key Vault for the backend-parametrized suites: one HTTPS fake per test session.
+
+The kes-flask processes reach the fake through the SDK's documented settings only: the
+configured ``endpoint``, ``AZURE_AUTHORITY_HOST`` (Entra ID sign-in) and ``REQUESTS_CA_BUNDLE``
+(the fake's CA), returned as the environment the server needs.
+"""
+
+from __future__ import annotations
+
+import atexit
+
+import pytest
+
+from tests.fakes.azure_keyvault import FakeKeyVault
+
+CLIENT_ID = "c3b7badf-cd2b-4297-bece-4de5f2e575f6"
+CLIENT_SECRET = "kes-flask-azure-client-secret-do-not-log"
+_fakes: list[FakeKeyVault] = []
+
+
+def fake_key_vault(tmp_path_factory: pytest.TempPathFactory) -> FakeKeyVault:
+    """The session's fake (started on first use, stopped when the interpreter exits)."""
+    if not _fakes:
+        fake = FakeKeyVault(tmp_path_factory.mktemp("azure")).start()
+        fake.entra.add_app(CLIENT_ID, CLIENT_SECRET)
+        atexit.register(fake.stop)
+        _fakes.append(fake)
+    return _fakes[0]
+
+
+def environment(fake: FakeKeyVault) -> dict[str, str]:
+    return {"AZURE_AUTHORITY_HOST": fake.authority, "REQUESTS_CA_BUNDLE": fake.ca_file}
+
+
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
+    """A ``keystore:`` section for an empty vault, and the environment the server needs."""
+    fake = fake_key_vault(tmp_path_factory)
+    fake.reset()
+    yaml = f"""keystore:
+  azure:
+    keyvault:
+      endpoint: "{fake.vault_url}"
+      credentials:
+        tenant_id: "{fake.tenant}"
+        client_id: "{CLIENT_ID}"
+        client_secret: "{CLIENT_SECRET}"
+"""
+    return yaml, environment(fake)

@@ -1,0 +1,176 @@
+"""kes-flask on Azure Key Vault: real gunicorn over real TLS, the official SDK against the fake.
+
+Covers what the shared API suite cannot see: the exact stored representation, Go KES values
+placed in the vault, throttling, an unreachable vault while cached keys keep working, the error
+log naming the missing permission, seed 003's config, and that no credential, token or key
+material ever reaches the server's output.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("azure.keyvault.secrets")
+
+from kes_flask.client import KesServerError
+from kes_flask.crypto import KeyVersion
+from kes_flask.server.banner import READY_LINE
+from tests.backends.azure import CLIENT_ID, CLIENT_SECRET, environment, fake_key_vault
+from tests.backends.azure import keystore as azure_keystore
+from tests.kes_server import PKI, KesServer
+
+pytestmark = pytest.mark.e2e
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+GO_DATA = DATA / "go-kes"
+
+
+def b64d(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def azure_config(pki: PKI, section: str, extra: str = "") -> str:
+    return f"""
+admin:
+  identity: {pki["admin"].identity}
+tls:
+  key: {pki.server_key}
+  cert: {pki.server_cert}
+cache:
+  expiry:
+    any: 5m
+    unused: 5m
+{section}
+{extra}
+"""
+
+
+@pytest.fixture
+def azure(tmp_path_factory, start_server, pki):
+    section, env = azure_keystore(tmp_path_factory)
+    fake = fake_key_vault(tmp_path_factory)
+    server = start_server(azure_config(pki, section, "keys:\n  - name: predefined-key\n"), env=env)
+    yield fake, server
+    fake.stop()
+    fake.start(fake.port)  # the session's fake outlives this test, whatever it did to it
+
+
+def stored_values(fake) -> list[str]:
+    return [v.value for s in fake.secrets.values() for v in s.versions]
+
+
+def test_keys_on_azure_end_to_end(azure):
+    fake, server = azure
+    client = server.client("admin")
+    assert "Azure KeyVault: " + fake.vault_url in server.text()
+    assert "predefined-key" in client.list_keys("*")
+    client.create_key("my-key")
+    dek = client.generate_key("my-key", b"ctx")
+    assert client.decrypt("my-key", dek.ciphertext, b"ctx") == dek.plaintext
+    client.import_key("imported", bytes(range(32)), "ChaCha20")
+    assert client.describe_key("imported")["algorithm"] == "ChaCha20"
+    with pytest.raises(KesServerError) as info:
+        client.create_key("my-key")
+    assert (info.value.status, info.value.message) == (400, "key already exists")
+    # Exactly Go KES's representation: a bare value, no content type, no tags, api-version 7.5.
+    puts = [e for e in fake.requests_for("PUT", "/secrets/") if e.status == 200]
+    assert {tuple(e.body) for e in puts} == {("value",)}
+    assert all(e.query == {"api-version": "7.5"} for e in puts)
+    for value in stored_values(fake):
+        KeyVersion.parse(value.encode())
+        assert value.startswith("CiQKI")  # base64 of the protobuf KeyVersion
+    client.delete_key("my-key")
+    assert fake.secrets.get("my-key") is None or fake.secrets["my-key"].state == "purging"
+    with pytest.raises(KesServerError) as info:
+        client.describe_key("my-key")
+    assert info.value.status == 404
+    client.create_key("my-key")  # the name is free again after the purge
+    client.delete_key("never-created")  # Azure: deleting a missing key succeeds
+    with pytest.raises(KesServerError) as info:
+        client.create_key("has_underscore")
+    assert info.value.status == 400 and "cannot be stored in Azure Key Vault" in info.value.message
+    assert not fake.requests_for("PUT", "/secrets/has_underscore")
+
+
+def test_go_kes_values_in_the_vault_are_served(azure):
+    fake, server = azure
+    golden = json.loads((GO_DATA / "golden.json").read_text())
+    for path in (GO_DATA / "keys").iterdir():
+        fake.place(path.name, path.read_text())
+    fake.place("go-aes", "a later version someone else wrote", created=4_000_000_000)
+    client = server.client("admin")
+    for name, expected in golden["keys"].items():
+        assert client.describe_key(name) == expected["describe"]
+        message = b64d(expected["hmac"]["message"])
+        assert client.hmac(name, message) == b64d(expected["hmac"]["hmac"])
+    for case in golden["ciphertexts"]:
+        plaintext = client.decrypt(case["key"], b64d(case["ciphertext"]), b64d(case["context"]))
+        assert plaintext == b64d(case["plaintext"]), case
+    for path in (GO_DATA / "legacy-keys").iterdir():
+        fake.place(path.name, path.read_text())
+        assert client.describe_key(path.name)["name"] == path.name
+
+
+def test_throttling_permissions_and_an_unreachable_vault(azure):
+    fake, server = azure
+    client = server.client("admin")
+    client.create_key("cached")
+    client.create_key("uncached")
+    fake.fail_next(3, 429, retry_after="0")
+    fake.fail_next(1, 503, retry_after="0")
+    dek = client.generate_key("cached")  # throttled four times, retried, served
+    assert [e.status for e in fake.log].count(429) == 3
+    fake.entra.apps[CLIENT_ID].permissions.discard("purge")
+    with pytest.raises(KesServerError) as info:
+        client.delete_key("uncached")
+    assert (info.value.status, info.value.message) == (502, "failed to delete key")
+    server.wait_for("secret permission 'Purge'")
+    fake.entra.apps[CLIENT_ID].permissions.add("purge")
+    fake.stop()
+    response = client.send("GET", "/v1/ready")
+    assert response.status == 504
+    assert json.loads(response.body) == {"message": "key store is not reachable"}
+    assert client.decrypt("cached", dek.ciphertext) == dek.plaintext  # the cache still serves it
+    with pytest.raises(KesServerError) as info:
+        client.describe_key("predefined-key")
+    assert (info.value.status, info.value.message) == (502, "failed to read key")
+    with pytest.raises(KesServerError) as info:
+        client.list_keys("*")
+    assert (info.value.status, info.value.message) == (502, "failed to list keys")
+    fake.start(fake.port)
+    assert client.is_ready()
+    # Nothing secret in anything the server printed: credentials, tokens, key material.
+    output = server.text()
+    assert "cannot reach" in output
+    secrets = [CLIENT_SECRET, *fake.entra.issued, *stored_values(fake)]
+    secrets += [base64.b64encode(dek.plaintext).decode(), dek.plaintext.hex()]
+    for secret in secrets:
+        assert secret not in output
+
+
+def test_seed_003_config_starts_unchanged(pki, tmp_path_factory):
+    """Seed 003's first config, placeholders filled: it starts without contacting Azure."""
+    text = (DATA / "config" / "seeds" / "003-azure.yml").read_text()
+    for field, value in (
+        ("tenant_id", "41a37d4e-b3c4-49f4-b330-1114fb0271c8"),
+        ("client_id", "c3b7badf-cd2b-4297-bece-4de5f2e575f6"),
+        ("client_secret", "-.j4XP6Sa7E39.KWn-SL~Dgbz~H-H-TPxT"),
+    ):
+        text = text.replace(f'{field}: ""', f'{field}: "{value}"')
+    workdir = tmp_path_factory.mktemp("seed-003")
+    shutil.copy(pki.server_key, workdir / "private.key")
+    shutil.copy(pki.server_cert, workdir / "public.crt")
+    server = KesServer(workdir, pki, text, env=environment(fake_key_vault(tmp_path_factory)))
+    try:
+        server.start()
+        output = server.text()
+    finally:
+        server.stop()
+    assert READY_LINE in output
+    assert "Azure KeyVault: https://kes-test-1.vault.azure.net" in output
+    assert "-.j4XP6Sa7E39.KWn-SL~Dgbz~H-H-TPxT" not in output
