@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import IO
 
@@ -50,7 +51,9 @@ def create_app(
 
     error_hub, audit_hub = LogHub(), LogHub()
     configure_error_log(config.log.error, error_hub, error_stream)
-    cache = KeyCache(keystore or open_keystore(config.keystore), config.cache, generation)
+    stopping = threading.Event()  # set by the worker on exit; stops every background task
+    store = keystore or open_keystore(config.keystore)
+    cache = KeyCache(store, config.cache, generation, stop=stopping)
     if start_background_tasks:
         cache.start()
     app.extensions[EXTENSION] = Runtime(
@@ -65,6 +68,7 @@ def create_app(
         error_hub=error_hub,
         started=started or Timestamp.now(),
         started_monotonic=started_monotonic if started_monotonic is not None else time.monotonic(),
+        stopping=stopping,
     )
     return app
 

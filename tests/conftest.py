@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.backends import BACKENDS
 from tests.interop import peers
 from tests.kes_server import PKI, KesServer, config_yaml
 
@@ -38,3 +39,9 @@ def start_server(tmp_path_factory: pytest.TempPathFactory, pki: PKI):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module", params=sorted(BACKENDS))
+def keystore_yaml(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A ``keystore:`` section for a fresh, empty store of every registered backend."""
+    return BACKENDS[request.param](tmp_path_factory)

@@ -283,16 +283,18 @@ def _complete(data: bytes) -> bool:
     return False
 
 
-def config_yaml(pki: PKI, keystore_dir: str, admin: str | None = None, extra: str = "") -> str:
+def config_yaml(
+    pki: PKI, keystore_dir: str = "", admin: str | None = None, extra: str = "", keystore: str = ""
+) -> str:
+    """A server config; ``keystore`` is a whole ``keystore:`` section (else FS at keystore_dir)."""
     admin_identity = admin if admin is not None else pki["admin"].identity
+    section = keystore or f"keystore:\n  fs:\n    path: {keystore_dir}\n"
     return f"""
 admin:
   identity: {admin_identity}
 tls:
   key: {pki.server_key}
   cert: {pki.server_cert}
-keystore:
-  fs:
-    path: {keystore_dir}
+{section.rstrip()}
 {extra}
 """

@@ -10,6 +10,7 @@ from kes_flask.config.model import (
     GCPKeystoreConfig,
     KeystoreConfig,
     MemoryKeystoreConfig,
+    VaultKeystoreConfig,
 )
 from kes_flask.keystore.base import Keystore, KeystoreError
 
@@ -38,9 +39,16 @@ def open_keystore(config: KeystoreConfig, *, probe: bool = False) -> Keystore:
         from kes_flask.keystore.azure import AzureKeystore
 
         return AzureKeystore(config)  # like Go KES, connecting does not contact Azure
+    if isinstance(config, VaultKeystoreConfig):
+        from kes_flask.keystore.vault import VaultKeystore
+
+        try:
+            return VaultKeystore(config)  # logs in: a refused login stops start-up / reload
+        except KeystoreError as err:
+            raise ConfigError(str(err)) from None
     raise ConfigError(
         f"keystore '{config.kind}' is not supported by this version of kes-flask yet "
-        "(supported: fs, aws, gcp, azure)"
+        "(supported: fs, vault, aws, gcp, azure)"
     )
 
 

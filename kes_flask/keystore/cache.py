@@ -83,6 +83,7 @@ class KeyCache:
         expiry: CacheConfig,
         generation: SharedGeneration | LocalGeneration | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stop: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.expiry = expiry
@@ -93,7 +94,7 @@ class KeyCache:
         self._locks: dict[str, list] = {}
         self._locks_guard = threading.Lock()
         self.offline = False
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()  # set: the ticker ends and closes the store
         self._thread: threading.Thread | None = None
 
     # --- key operations ----------------------------------------------------------------
@@ -163,8 +164,12 @@ class KeyCache:
     # --- expiry (keystores.md §1.3) ------------------------------------------------------
 
     def start(self) -> None:
-        """Start the expiry and probe ticker; call it in the process that serves requests."""
+        """Start the expiry and probe ticker and the store's own background tasks (Vault
+        token renewal); call it in the process that serves requests, never before a fork."""
         if self._thread is None:
+            start_store = getattr(self.store, "start", None)
+            if callable(start_store):
+                start_store()
             self._thread = threading.Thread(target=self._tick, name="kes-key-cache", daemon=True)
             self._thread.start()
 
@@ -195,6 +200,7 @@ class KeyCache:
                         task()
                     except Exception:  # a failing task must not stop expiry
                         log.exception("key cache task failed")
+        self.store.close()  # the worker is stopping: end the store's background tasks too
 
     def _keep_while_offline(self) -> bool:
         return self.offline and self.expiry.offline > 0

@@ -52,7 +52,7 @@ def base(pki: PKI, tmp_path: Path, extra: str = "") -> str:
                 "vault:\n    endpoint: https://127.0.0.1:8200\n    approle:\n"
                 "      id: a\n      secret: b\n  unused:",
             ),
-            "not supported",
+            "vault: authentication failed at auth/approle/login: cannot connect to Vault",
         ),
         (lambda c, p: c + "policy:\n  bad.name:\n    allow: [x]\n", "kes: policy name 'bad.name'"),
         (lambda c, p: c.replace("tls:\n", "tls:\n  auth: maybe\n"), "invalid auth 'maybe'"),
