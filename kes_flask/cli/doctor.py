@@ -93,7 +93,7 @@ def _check_tls(config: ServerConfig, diagnosis: Diagnosis) -> None:
         return
     public = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     diagnosis.findings.extend(certificate_findings(tls.cert, chain[0], public))
-    finding = permission_finding(tls.key, "private key file", "tls")
+    finding = permission_finding(tls.key, "tls.key: the private key", "tls")
     if finding is not None:
         diagnosis.findings.append(finding)
 
@@ -124,7 +124,7 @@ def _check_fs_permissions(directory: str, diagnosis: Diagnosis) -> None:
     """The key directory and every key file in it should be private to the server's user."""
     import os
 
-    finding = permission_finding(directory, "keystore directory", "keystore")
+    finding = permission_finding(directory, "keystore.fs.path: the key directory", "keystore")
     if finding is not None:
         diagnosis.findings.append(finding)
     try:
@@ -134,7 +134,7 @@ def _check_fs_permissions(directory: str, diagnosis: Diagnosis) -> None:
     exposed = [
         name
         for name in names
-        if permission_finding(os.path.join(directory, name), "key file", "keystore") is not None
+        if permission_finding(os.path.join(directory, name), "", "keystore") is not None
     ]
     if exposed:
         shown = ", ".join(exposed[:5]) + (
@@ -144,7 +144,7 @@ def _check_fs_permissions(directory: str, diagnosis: Diagnosis) -> None:
             WARN,
             "keystore",
             f"{len(exposed)} key file(s) in '{directory}' are readable by other users: {shown}",
-            f"chmod 600 {os.path.join(directory, '*')}",
+            f"run 'chmod 600 {os.path.join(directory, '*')}'",
         )
 
 

@@ -35,20 +35,24 @@ class Finding:
 
 def permission_finding(path: str, what: str, area: str) -> Finding | None:
     """A WARN when other users may read or write the file ``path`` (for a directory: write,
-    which lets them add or remove keys); None when it is private enough."""
+    which lets them add or remove keys); None when it is private enough.
+
+    ``what`` starts the message, e.g. "tls.key: the private key".
+    """
     try:
-        mode = os.stat(path).st_mode
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+        is_directory = os.path.isdir(path)
     except OSError:
         return None  # absence and unreadability are reported by the caller's own check
-    exposed = stat.S_IWGRP | stat.S_IWOTH if stat.S_ISDIR(mode) else stat.S_IRWXG | stat.S_IRWXO
-    if not mode & exposed:
+    group, others = (0o020, 0o002) if is_directory else (0o070, 0o007)
+    who = " and ".join(w for w, bits in (("group", group), ("others", others)) if mode & bits)
+    if not who:
         return None
-    wanted = "700" if stat.S_ISDIR(mode) else "600"
     return Finding(
         WARN,
         area,
-        f"{what} '{path}' is accessible by other users (mode {stat.S_IMODE(mode):04o})",
-        f"chmod {wanted} {path}",
+        f"{what} '{path}' is accessible by {who} (mode {mode:04o})",
+        f"run 'chmod {700 if is_directory else 600} {path}'",
     )
 
 
@@ -61,31 +65,21 @@ def certificate_findings(
     """Validity period, names and (when given) key match of the server's leaf certificate."""
     now = now or datetime.now(timezone.utc)
     findings: list[Finding] = []
-    renew = f"issue a new certificate and replace '{cert_path}' (kes-flask identity new --help)"
+    subject = f"tls.cert: the server certificate '{cert_path}'"
     not_after, not_before = certificate.not_valid_after_utc, certificate.not_valid_before_utc
+    until = not_after.strftime("%Y-%m-%d %H:%M UTC")
     if not_after <= now:
+        message = f"{subject} expired on {until} and clients refuse the connection"
         findings.append(
-            Finding(FAIL, "tls", f"certificate '{cert_path}' expired {not_after:%Y-%m-%d}", renew)
+            Finding(FAIL, "tls", message, "replace the file with a renewed certificate")
         )
     elif not_after - now < EXPIRY_WARNING:
-        days = (not_after - now).days
-        findings.append(
-            Finding(
-                WARN,
-                "tls",
-                f"certificate '{cert_path}' expires in {days} days ({not_after:%Y-%m-%d})",
-                renew,
-            )
-        )
+        message = f"{subject} expires in {(not_after - now).days} day(s), on {until}"
+        fix = "renew it (the server picks up a replaced file within 15 minutes)"
+        findings.append(Finding(WARN, "tls", message, fix))
     if not_before > now:
-        findings.append(
-            Finding(
-                FAIL,
-                "tls",
-                f"certificate '{cert_path}' is not valid before {not_before:%Y-%m-%d}",
-                renew,
-            )
-        )
+        message = f"{subject} is not valid before {not_before:%Y-%m-%d %H:%M UTC}"
+        findings.append(Finding(FAIL, "tls", message, "check the clock or the certificate"))
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         sans = [str(n.value) for n in names]
@@ -96,8 +90,7 @@ def certificate_findings(
             Finding(
                 FAIL,
                 "tls",
-                f"certificate '{cert_path}' has no subject alternative names: MinIO and other Go "
-                "clients refuse it",
+                f"{subject} has no subject alternative names: MinIO and other Go clients refuse it",
                 "issue it with the server's DNS names and IPs, e.g. "
                 "kes-flask identity new --ip 10.0.0.5 --dns kes.example.net kes-server",
             )
@@ -111,11 +104,11 @@ def certificate_findings(
                 Finding(
                     FAIL,
                     "tls",
-                    f"the private key does not belong to certificate '{cert_path}'",
+                    f"tls.key: the private key does not belong to certificate '{cert_path}'",
                     "set tls.key and tls.cert to a matching pair",
                 )
             )
     if not findings:
-        until = f"valid until {not_after:%Y-%m-%d}, names: {', '.join(sans)}"
-        findings.append(Finding(OK, "tls", f"certificate '{cert_path}' {until}"))
+        valid = f"valid until {until}, names: {', '.join(sans)}"
+        findings.append(Finding(OK, "tls", f"{subject} is {valid}"))
     return findings

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
-import stat
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -22,11 +20,10 @@ from kes_flask.crypto import KeyVersion
 from kes_flask.keystore import open_keystore
 from kes_flask.keystore.base import KeyExistsError, Keystore, KeystoreError
 from kes_flask.server.address import parse_listen_address
+from kes_flask.server.checks import OK, certificate_findings, permission_finding
 from kes_flask.server.tls import TLSContextProvider
 
 log = logging.getLogger("kes_flask.server")
-
-EXPIRY_WARNING_DAYS = 30
 
 
 @dataclass
@@ -75,36 +72,17 @@ def tls_warnings(tls: TLSConfig, now: datetime.datetime | None = None) -> list[s
 
     An expired certificate still starts (like Go KES) because a renewal may be on its way, but
     every client will refuse it; a private key others can read is a leaked key waiting to happen.
+    The checks are the ones ``kes-flask doctor`` reports as failures and warnings.
     """
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    warnings = []
+    findings = []
     try:
         with open(tls.cert, "rb") as file:
             leaf = x509.load_pem_x509_certificate(file.read())
     except (OSError, ValueError):
         leaf = None  # the context was built from this file: a race with a rewrite, not ours
     if leaf is not None:
-        expiry = leaf.not_valid_after_utc
-        date = expiry.strftime("%Y-%m-%d %H:%M UTC")
-        if expiry <= now:
-            warnings.append(
-                f"tls.cert: the server certificate '{tls.cert}' expired on {date}: clients "
-                "refuse the connection; replace the file with a renewed certificate"
-            )
-        elif expiry - now < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
-            days = (expiry - now).days
-            warnings.append(
-                f"tls.cert: the server certificate '{tls.cert}' expires in {days} day(s), on "
-                f"{date}: renew it (the server picks up a replaced file within 15 minutes)"
-            )
-    try:
-        mode = stat.S_IMODE(os.stat(tls.key).st_mode)
-    except OSError:
-        mode = 0
-    if mode & 0o077:
-        who = " and ".join(w for w, bits in (("group", 0o070), ("others", 0o007)) if mode & bits)
-        warnings.append(
-            f"tls.key: the private key '{tls.key}' is accessible by {who} (mode {mode:04o}): "
-            f"run 'chmod 600 {tls.key}'"
-        )
-    return warnings
+        findings.extend(f for f in certificate_findings(tls.cert, leaf, now=now) if f.status != OK)
+    readable = permission_finding(tls.key, "tls.key: the private key", "tls")
+    if readable is not None:
+        findings.append(readable)
+    return [f"{finding.message}: {finding.fix}" for finding in findings]
