@@ -2,7 +2,7 @@
 
 The kes-flask processes reach the fake through the SDK's documented settings only: the
 configured ``endpoint``, ``AZURE_AUTHORITY_HOST`` (Entra ID sign-in) and ``REQUESTS_CA_BUNDLE``
-(the fake's CA), returned as the environment the server needs.
+(the fake's CA): ``environment()`` is what the server process needs.
 """
 
 from __future__ import annotations
@@ -28,15 +28,22 @@ def fake_key_vault(tmp_path_factory: pytest.TempPathFactory) -> FakeKeyVault:
     return _fakes[0]
 
 
-def environment(fake: FakeKeyVault) -> dict[str, str]:
+def environment(fake: FakeKeyVault | None = None) -> dict[str, str]:
+    """What a kes-flask process needs to reach the fake: the Entra ID host and the fake's CA."""
+    fake = fake or (_fakes[0] if _fakes else None)
+    if fake is None:
+        return {}
     return {"AZURE_AUTHORITY_HOST": fake.authority, "REQUESTS_CA_BUNDLE": fake.ca_file}
 
 
-def keystore(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
-    """A ``keystore:`` section for an empty vault, and the environment the server needs."""
+SECRETS = (CLIENT_SECRET,)  # must never appear in any output (nor the fake's issued tokens)
+
+
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A ``keystore:`` section for an empty vault (the session's fake is reset)."""
     fake = fake_key_vault(tmp_path_factory)
     fake.reset()
-    yaml = f"""keystore:
+    return f"""keystore:
   azure:
     keyvault:
       endpoint: "{fake.vault_url}"
@@ -45,4 +52,3 @@ def keystore(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, s
         client_id: "{CLIENT_ID}"
         client_secret: "{CLIENT_SECRET}"
 """
-    return yaml, environment(fake)

@@ -2,7 +2,7 @@
 
 Covers what the shared API suite cannot see: the exact stored representation, Go KES values
 placed in the vault, throttling, an unreachable vault while cached keys keep working, the error
-log naming the missing permission, seed 003's config, and that no credential, token or key
+log naming the missing permission, and that no credential, token or key
 material ever reaches the server's output.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ pytest.importorskip("azure.keyvault.secrets")
 
 from kes_flask.client import KesServerError
 from kes_flask.crypto import KeyVersion
-from kes_flask.server.banner import READY_LINE
 from tests.backends.azure import CLIENT_ID, CLIENT_SECRET, environment, fake_key_vault
 from tests.backends.azure import keystore as azure_keystore
 from tests.kes_server import PKI, KesServer
@@ -50,14 +48,21 @@ cache:
 """
 
 
-@pytest.fixture
-def azure(tmp_path_factory, start_server, pki):
-    section, env = azure_keystore(tmp_path_factory)
+@pytest.fixture(scope="module")
+def azure(tmp_path_factory, pki):
+    """One kes-flask server on the session's fake for this module (a server start is costly)."""
+    section = azure_keystore(tmp_path_factory)
     fake = fake_key_vault(tmp_path_factory)
-    server = start_server(azure_config(pki, section, "keys:\n  - name: predefined-key\n"), env=env)
-    yield fake, server
-    fake.stop()
-    fake.start(fake.port)  # the session's fake outlives this test, whatever it did to it
+    config = azure_config(pki, section, "keys:\n  - name: predefined-key\n")
+    server = KesServer(
+        tmp_path_factory.mktemp("kes-azure"), pki, config, workers=1, env=environment(fake)
+    )
+    try:
+        yield fake, server.start()
+    finally:
+        server.stop()
+        fake.stop()
+        fake.start(fake.port)  # the session's fake outlives this module, whatever it did to it
 
 
 def stored_values(fake) -> list[str]:
@@ -151,26 +156,3 @@ def test_throttling_permissions_and_an_unreachable_vault(azure):
     secrets += [base64.b64encode(dek.plaintext).decode(), dek.plaintext.hex()]
     for secret in secrets:
         assert secret not in output
-
-
-def test_seed_003_config_starts_unchanged(pki, tmp_path_factory):
-    """Seed 003's first config, placeholders filled: it starts without contacting Azure."""
-    text = (DATA / "config" / "seeds" / "003-azure.yml").read_text()
-    for field, value in (
-        ("tenant_id", "41a37d4e-b3c4-49f4-b330-1114fb0271c8"),
-        ("client_id", "c3b7badf-cd2b-4297-bece-4de5f2e575f6"),
-        ("client_secret", "-.j4XP6Sa7E39.KWn-SL~Dgbz~H-H-TPxT"),
-    ):
-        text = text.replace(f'{field}: ""', f'{field}: "{value}"')
-    workdir = tmp_path_factory.mktemp("seed-003")
-    shutil.copy(pki.server_key, workdir / "private.key")
-    shutil.copy(pki.server_cert, workdir / "public.crt")
-    server = KesServer(workdir, pki, text, env=environment(fake_key_vault(tmp_path_factory)))
-    try:
-        server.start()
-        output = server.text()
-    finally:
-        server.stop()
-    assert READY_LINE in output
-    assert "Azure KeyVault: https://kes-test-1.vault.azure.net" in output
-    assert "-.j4XP6Sa7E39.KWn-SL~Dgbz~H-H-TPxT" not in output

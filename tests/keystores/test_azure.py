@@ -325,3 +325,31 @@ def test_no_secret_reaches_any_log_even_at_debug(fake, caplog):
     assert "logged" in text  # the SDK did log its requests
     for secret in [CLIENT_SECRET, value.decode(), *fake.entra.issued]:
         assert secret not in text
+
+
+def test_the_documented_config_loads():
+    """The YAML in docs/keystores/azure.md is a working keystore section."""
+    from kes_flask.config import parse_config
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "keystores" / "azure.md").read_text()
+    section = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    text = "admin:\n  identity: disabled\ntls:\n  key: k\n  cert: c\n" + section
+    config = parse_config(text, {"KES_AZURE_SECRET": "from-the-environment"})
+    azure = config.keystore
+    assert (azure.auth, azure.client_secret) == ("credentials", "from-the-environment")
+    assert azure.endpoint == "https://my-vault.vault.azure.net"
+
+
+def test_seed_003_config_connects_without_contacting_azure(fake):
+    """Seed 003's first config, placeholders filled, loads and connects; Azure is not called."""
+    from kes_flask.config import parse_config
+
+    text = (Path(__file__).resolve().parents[1] / "data/config/seeds/003-azure.yml").read_text()
+    for field, value in (("tenant_id", fake.tenant), ("client_id", CLIENT_ID)):
+        text = text.replace(f'{field}: ""', f'{field}: "{value}"')
+    text = text.replace('client_secret: ""', f'client_secret: "{CLIENT_SECRET}"')
+    config = parse_config(text, {})
+    azure = open_keystore(config.keystore, probe=True)
+    assert azure.description == "Azure KeyVault: https://kes-test-1.vault.azure.net"
+    azure.close()
+    assert fake.log == []
