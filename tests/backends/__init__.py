@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.backends import fs, vault
+from tests.backends import azure, fs, vault
 
 Backend = Callable[[pytest.TempPathFactory], str]
 
@@ -22,11 +22,23 @@ BACKENDS: dict[str, Backend] = {
     "vault-kv2": vault.kv2,
     "vault-transit": vault.transit,
     "vault-namespace": vault.namespace,
+    "azure": azure.keystore,
+}
+
+# What a kes-flask process needs in its environment to reach a backend's test service (the SDKs
+# read their own variables: CA bundles, sign-in hosts), by backend kind.
+ENVIRONMENTS: dict[str, Callable[[], dict[str, str]]] = {
+    "azure": azure.environment,
 }
 
 
 # Deleting a missing key is a 404 on some backends and a 200 on others (keystores.md §0.1).
 DELETE_MISSING_IS_404 = {"fs": True, "vault": False, "azure": False, "aws": False, "gcp": True}
+
+
+def environment(keystore_yaml: str) -> dict[str, str]:
+    """The environment a server using ``keystore_yaml`` needs (empty for most backends)."""
+    return ENVIRONMENTS.get(keystore_kind(keystore_yaml), dict)()
 
 
 def keystore_kind(keystore_yaml: str) -> str:

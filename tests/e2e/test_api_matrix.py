@@ -22,7 +22,7 @@ from kes_flask.client import (
     ErrPolicyNotFound,
     KesServerError,
 )
-from tests.backends import DELETE_MISSING_IS_404, keystore_kind
+from tests.backends import DELETE_MISSING_IS_404, environment, keystore_kind
 from tests.kes_server import PKI, KesServer, config_yaml
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,7 @@ policy:
     identities:{identities}
 """
     config = config_yaml(pki, keystore=keystore_yaml, extra=policy)
-    kes = KesServer(workdir, pki, config, workers=2)
+    kes = KesServer(workdir, pki, config, workers=2, env=environment(keystore_yaml))
     kes.start()
     yield kes
     kes.stop()
