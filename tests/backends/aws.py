@@ -21,18 +21,32 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> MotoServer:
     return _servers[0]
 
 
-def keystore(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
-    """A ``keystore:`` section for an empty account, and the environment the server needs."""
-    server = moto_server(tmp_path_factory)
-    server.reset()
-    yaml = f"""keystore:
+ACCESS_KEY = "AKIAKESFLASKTEST0001"
+SECRET_KEY = "kes-flask-test-secret-key-do-not-log"
+SESSION_TOKEN = "kes-flask-test-session-token-do-not-log"
+SECRETS = (SECRET_KEY, SESSION_TOKEN)  # must never appear in any output
+
+
+def section(endpoint: str) -> str:
+    return f"""keystore:
   aws:
     secretsmanager:
-      endpoint: {server.endpoint}
+      endpoint: {endpoint}
       region: {REGION}
       credentials:
-        accesskey: AKIAKESFLASKTEST0001
-        secretkey: kes-flask-test-secret-key-do-not-log
-        token: kes-flask-test-session-token-do-not-log
+        accesskey: {ACCESS_KEY}
+        secretkey: {SECRET_KEY}
+        token: {SESSION_TOKEN}
 """
-    return yaml, {"AWS_CA_BUNDLE": server.tls.ca}
+
+
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A ``keystore:`` section for an empty account (moto is reset)."""
+    server = moto_server(tmp_path_factory)
+    server.reset()
+    return section(server.endpoint)
+
+
+def environment() -> dict[str, str]:
+    """What a kes-flask process needs to trust moto's certificate (boto3's AWS_CA_BUNDLE)."""
+    return {"AWS_CA_BUNDLE": _servers[0].tls.ca} if _servers else {}

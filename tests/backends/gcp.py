@@ -63,17 +63,31 @@ def fake_secret_manager(
     return _session[0]
 
 
-def keystore(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]]:
-    """A ``keystore:`` section for an empty project, and the environment the server needs."""
-    fake, account = fake_secret_manager(tmp_path_factory)
-    fake.reset()
-    yaml = f"""keystore:
+def section(endpoint: str, account: ServiceAccount) -> str:
+    return f"""keystore:
   gcp:
     secretmanager:
       project_id: {PROJECT}
-      endpoint: {fake.endpoint}
+      endpoint: {endpoint}
       scopes:
         - https://www.googleapis.com/auth/cloud-platform
       credentials:
 {account.yaml_credentials()}"""
-    return yaml, {"REQUESTS_CA_BUNDLE": fake.tls.ca}
+
+
+def keystore(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A ``keystore:`` section for an empty project (the fake is reset)."""
+    fake, account = fake_secret_manager(tmp_path_factory)
+    fake.reset()
+    return section(fake.endpoint, account)
+
+
+def environment() -> dict[str, str]:
+    """What a kes-flask process needs to trust the fake's certificate (requests' CA bundle)."""
+    return {"REQUESTS_CA_BUNDLE": _session[0][0].tls.ca} if _session else {}
+
+
+def secrets_of(account: ServiceAccount) -> tuple[str, ...]:
+    """Strings that must never appear in any output: the key's lines, and JWTs/bearer tokens."""
+    lines = [line for line in account.private_key.splitlines() if "-----" not in line]
+    return (*lines, "eyJ", "Bearer ")

@@ -106,6 +106,7 @@ class FakeSecretManager:
         self.faults: deque[tuple[int, str]] = deque()
         self.log: list[tuple[str, str, int]] = []  # (method, path, status)
         self.token_grants = 0
+        self.down = False  # True: every connection is closed without an answer (an outage)
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -383,6 +384,10 @@ class FakeSecretManager:
 
             def _serve(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if fake.down:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 url = urlsplit(self.path)
                 query = parse_qs(url.query)
                 if url.path == "/token" and self.command == "POST":
