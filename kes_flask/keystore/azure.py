@@ -13,6 +13,7 @@ Errors name what the operator has to change (usually the missing secret permissi
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import re
@@ -59,6 +60,12 @@ def _sdk() -> tuple[Any, Any, Any]:
     return identity, exceptions, secrets.SecretClient
 
 
+def _quiet_sdk_logs() -> None:
+    """The SDK logs every HTTP exchange at INFO; kes-flask's error log says what failed instead."""
+    for name in ("azure", "msal"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _credential(identity: Any, config: AzureKeystoreConfig) -> Any:
     """The credential the config names; the SDK reads its own environment variables too.
 
@@ -81,6 +88,7 @@ def _credential(identity: Any, config: AzureKeystoreConfig) -> Any:
 class AzureKeystore:
     def __init__(self, config: AzureKeystoreConfig) -> None:
         identity, self._errors, secret_client = _sdk()
+        _quiet_sdk_logs()
         # Every error the SDK raises (ValueError: a challenge naming a foreign resource).
         self._sdk_errors = (self._errors.AzureError, ValueError)
         self.endpoint = config.endpoint.rstrip("/")
@@ -240,7 +248,7 @@ class AzureKeystore:
         errors = self._errors
         status = getattr(err, "status_code", None)
         if isinstance(err, errors.ClientAuthenticationError) and status is None:
-            reason = _first_line(err)
+            reason = _first_line(err).rstrip(".")
             return KeystoreError(f"{head}cannot sign in to Entra ID: {reason}. {_fix(self._auth)}")
         if isinstance(err, errors.HttpResponseError) and status is not None:
             detail = _detail(err)

@@ -152,6 +152,7 @@ def test_throttling_permissions_and_an_unreachable_vault(azure):
     # Nothing secret in anything the server printed: credentials, tokens, key material.
     output = server.text()
     assert "cannot reach" in output
+    assert "Request URL" not in output  # the SDK's per-request INFO logging is kept quiet
     secrets = [CLIENT_SECRET, *fake.entra.issued, *stored_values(fake)]
     secrets += [base64.b64encode(dek.plaintext).decode(), dek.plaintext.hex()]
     for secret in secrets:

@@ -30,10 +30,10 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.azure_http import error, handler
 from tests.fakes.entra import MSI_PATH, Entra, Reply
 from tests.fakes.tls import ServerTLS
 
@@ -99,7 +99,7 @@ class FakeKeyVault:
     def start(self, port: int = 0) -> FakeKeyVault:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.tls.cert, self.tls.key)
-        server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler(self))
         server.daemon_threads = True
         server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
@@ -164,6 +164,10 @@ class FakeKeyVault:
             secret.versions.append(version)
             return version
 
+    def record(self, method: str, path: str, query: dict, body, status: int, who: str) -> None:
+        with self.lock:
+            self.log.append(Logged(method, path, query, body, status, who))
+
     def requests_for(self, method: str, prefix: str = "/") -> list[Logged]:
         with self.lock:
             return [e for e in self.log if e.method == method and e.path.startswith(prefix)]
@@ -190,11 +194,11 @@ class FakeKeyVault:
         parts = [p for p in path.split("/") if p]
         if query.get("api-version") != API_VERSION:
             message = f"The specified version ({query.get('api-version')}) is not recognized."
-            return _error(400, "BadParameter", message)
+            return error(400, "BadParameter", message)
         if not parts:
-            return _error(404, "NotFound", "Not found")
+            return error(404, "NotFound", "Not found")
         if len(parts) >= 2 and not NAME.match(parts[1]):
-            return _error(
+            return error(
                 400, "BadParameter", f"The request URI contains an invalid name: {parts[1]}"
             )
         with self.lock:
@@ -202,12 +206,12 @@ class FakeKeyVault:
                 return self._secrets(method, parts[1:], query, body)
             if parts[0] == "deletedsecrets" and len(parts) == 2:
                 return self._deleted(method, parts[1])
-        return _error(404, "NotFound", "Not found")
+        return error(404, "NotFound", "Not found")
 
     def _secrets(self, method: str, parts: list[str], query: dict[str, str], body) -> Reply:
         if not parts:
             if method != "GET":
-                return _error(405, "MethodNotAllowed", "Method not allowed")
+                return error(405, "MethodNotAllowed", "Method not allowed")
             live = [
                 s for s in list(self.secrets.values()) if self._advance(s) and s.state == "active"
             ]
@@ -225,7 +229,7 @@ class FakeKeyVault:
             secret.deleted = int(time.time())
             return Reply(200, self._deleted_bundle(secret))
         if method != "GET":
-            return _error(405, "MethodNotAllowed", "Method not allowed")
+            return error(405, "MethodNotAllowed", "Method not allowed")
         active = secret is not None and secret.state == "active"
         if len(parts) == 2 and parts[1] == "versions":
             versions = sorted(secret.versions, key=lambda v: -v.created) if active else []
@@ -242,9 +246,9 @@ class FakeKeyVault:
 
     def _set(self, name: str, secret: Secret | None, body) -> Reply:
         if not isinstance(body, dict) or not isinstance(body.get("value"), str):
-            return _error(400, "BadParameter", "Property value is required")
+            return error(400, "BadParameter", "Property value is required")
         if secret is not None and secret.state in ("deleting", "purging"):
-            return _error(
+            return error(
                 409,
                 "Conflict",
                 f"Secret {name} is currently being deleted.",
@@ -255,7 +259,7 @@ class FakeKeyVault:
                 f"Secret {name} is currently in a deleted but recoverable state, and its name "
                 "cannot be reused; in this state, the secret can only be recovered or purged."
             )
-            return _error(409, "Conflict", message, "ObjectIsDeletedButRecoverable")
+            return error(409, "Conflict", message, "ObjectIsDeletedButRecoverable")
         attributes = body.get("attributes") or {}
         version = self.place(
             name,
@@ -272,19 +276,19 @@ class FakeKeyVault:
         secret = self._lookup(name)
         if method == "GET":
             if secret is None or secret.state != "deleted":
-                return _error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
+                return error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
             return Reply(200, self._deleted_bundle(secret))
         if method != "DELETE":
-            return _error(405, "MethodNotAllowed", "Method not allowed")
+            return error(405, "MethodNotAllowed", "Method not allowed")
         if secret is not None and secret.state == "deleting":
-            return _error(
+            return error(
                 409,
                 "Conflict",
                 f"Secret {name} is currently being deleted.",
                 "ObjectIsBeingDeleted",
             )
         if secret is None or secret.state != "deleted":
-            return _error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
+            return error(404, "SecretNotFound", f"Deleted Secret not found: {name}")
         secret.state, secret.countdown = "purging", self.transition_requests
         return Reply(204)
 
@@ -318,7 +322,7 @@ class FakeKeyVault:
     def _bundle(self, secret: Secret, version: Version) -> Reply:
         if not version.enabled:
             message = "Operation get is not allowed on a disabled secret."
-            return _error(403, "Forbidden", message, "SecretDisabled")
+            return error(403, "Forbidden", message, "SecretDisabled")
         bundle = self._item(secret.name, version, versioned=True)
         bundle["value"] = version.value
         return Reply(200, bundle)
@@ -346,71 +350,9 @@ class FakeKeyVault:
             )
         return Reply(200, page)
 
-    # --- authentication and authorization -----------------------------------------------------
-
-    def challenge(self, claims: bool = False) -> str:
-        authority = f"{self.base}/{self.tenant}"
-        if claims:
-            demand = base64.b64encode(
-                json.dumps(
-                    {"access_token": {"nbf": {"essential": True, "value": str(int(time.time()))}}}
-                ).encode()
-            ).decode()
-            return (
-                f'Bearer realm="", authorization_uri="{authority}/oauth2/authorize", '
-                f'error="insufficient_claims", claims="{demand}"'
-            )
-        return f'Bearer authorization="{authority}", resource="{self.resource}"'
-
-    def permission_denied(self, principal, method: str, parts: list[str]) -> Reply | None:
-        needed = _permission(method, parts)
-        if needed is None or needed in principal.permissions:
-            return None
-        if self.authorization == "rbac":
-            message = (
-                "Caller is not authorized to perform action on resource. If role assignments, deny "
-                "assignments or role definitions were changed recently, please observe propagation "
-                f"time. Caller: appid={principal.client_id};oid={principal.object_id} Action: "
-                f"'Microsoft.KeyVault/vaults/secrets/{_RBAC_ACTIONS[needed]}'"
-            )
-            return _error(403, "Forbidden", message, "ForbiddenByRbac")
-        message = (
-            f"The user, group or application 'appid={principal.client_id};"
-            f"oid={principal.object_id};iss=https://sts.windows.net/{self.tenant}/' does not have "
-            f"secrets {needed} permission on key vault 'kes-fake;location=westeurope'. For help "
-            "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
-        )
-        return _error(403, "Forbidden", message, "ForbiddenByPolicy")
-
     def next_fault(self) -> tuple[int, str] | None:
         with self.lock:
             return self._faults.pop(0) if self._faults else None
-
-
-_RBAC_ACTIONS = {
-    "get": "getSecret/action",
-    "list": "readMetadata/action",
-    "set": "setSecret/action",
-    "delete": "delete",
-    "purge": "purge/action",
-}
-
-
-def _permission(method: str, parts: list[str]) -> str | None:
-    if not parts:
-        return None
-    if parts[0] == "deletedsecrets":
-        return "purge" if method == "DELETE" else "get"
-    if len(parts) == 1 or (len(parts) == 3 and parts[2] == "versions"):
-        return "list"
-    return {"PUT": "set", "DELETE": "delete"}.get(method, "get")
-
-
-def _error(status: int, code: str, message: str, inner: str = "") -> Reply:
-    error: dict = {"code": code, "message": message}
-    if inner:
-        error["innererror"] = {"code": inner}
-    return Reply(status, {"error": error})
 
 
 def _not_found(name: str) -> Reply:
@@ -419,88 +361,4 @@ def _not_found(name: str) -> Reply:
         "this secret you may be able to recover it using the correct recovery command. For help "
         "resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
     )
-    return _error(404, "SecretNotFound", message)
-
-
-def _handler(fake: FakeKeyVault) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with fake.lock:
-                fake.connections.add(self.connection)
-
-        def finish(self) -> None:
-            with fake.lock:
-                fake.connections.discard(self.connection)
-            try:
-                super().finish()
-            except OSError:
-                pass
-
-        def log_message(self, format, *args) -> None:
-            pass
-
-        def _send(self, reply: Reply) -> None:
-            data = b"" if reply.body is None else json.dumps(reply.body).encode()
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            if data:
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def _dispatch(self) -> None:
-            url = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            reply, principal = self._route(url.path, query, raw)
-            body = None
-            if raw and "json" in (self.headers.get("Content-Type") or ""):
-                body = json.loads(raw)
-            with fake.lock:
-                fake.log.append(
-                    Logged(self.command, url.path, query, body, reply.status, principal)
-                )
-            self._send(reply)
-
-        def _route(self, path: str, query: dict[str, str], raw: bytes) -> tuple[Reply, str]:
-            parts = [p for p in path.split("/") if p]
-            if path == MSI_PATH:
-                return fake.entra.managed_identity(query, self.headers.get("X-IDENTITY-HEADER")), ""
-            if len(parts) == 4 and parts[1:] == ["v2.0", ".well-known", "openid-configuration"]:
-                return fake.entra.openid_configuration(fake.base, parts[0]), ""
-            if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"]:
-                return fake.entra.client_credentials(parts[0], raw), ""
-            authorization = self.headers.get("Authorization") or ""
-            if not authorization.startswith("Bearer "):
-                message = "AKV10000: Request is missing a Bearer or PoP token."
-                reply = _error(401, "Unauthorized", message)
-                reply.headers["WWW-Authenticate"] = fake.challenge()
-                return reply, ""
-            principal, problem = fake.entra.check(authorization[7:], fake.resource)
-            if principal is None:
-                reply = _error(401, "Unauthorized", f"[{problem}] Error validating token")
-                reply.headers["WWW-Authenticate"] = fake.challenge(claims=problem == "revoked")
-                return reply, ""
-            fault = fake.next_fault()
-            if fault is not None:
-                status, retry_after = fault
-                code = "Throttled" if status == 429 else "ServiceUnavailable"
-                reply = _error(status, code, "Request was not processed: try again later.")
-                reply.headers["Retry-After"] = retry_after
-                return reply, principal.client_id
-            denied = fake.permission_denied(principal, self.command, parts)
-            if denied is not None:
-                return denied, principal.client_id
-            body = json.loads(raw) if raw else None
-            return fake.handle(self.command, path, query, body), principal.client_id
-
-        do_GET = do_PUT = do_DELETE = do_POST = do_PATCH = _dispatch
-
-    return Handler
+    return error(404, "SecretNotFound", message)
