@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.backends import azure, fs, vault
+from tests.backends import aws, azure, fs, gcp, vault
 
 Backend = Callable[[pytest.TempPathFactory], str]
 
@@ -23,12 +23,16 @@ BACKENDS: dict[str, Backend] = {
     "vault-transit": vault.transit,
     "vault-namespace": vault.namespace,
     "azure": azure.keystore,
+    "aws": aws.keystore,
+    "gcp": gcp.keystore,
 }
 
 # What a kes-flask process needs in its environment to reach a backend's test service (the SDKs
 # read their own variables: CA bundles, sign-in hosts), by backend kind.
 ENVIRONMENTS: dict[str, Callable[[], dict[str, str]]] = {
     "azure": azure.environment,
+    "aws": aws.environment,
+    "gcp": gcp.environment,
 }
 
 
