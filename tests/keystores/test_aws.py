@@ -6,10 +6,12 @@ import base64
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import boto3
 import pytest
 
+from kes_flask.config import parse_config
 from kes_flask.config.errors import ConfigError
 from kes_flask.config.model import AWSKeystoreConfig
 from kes_flask.crypto import KeyVersion
@@ -155,3 +157,25 @@ def test_credentials_never_reach_the_logs(moto: MotoServer, caplog: pytest.LogCa
     assert caplog.records  # botocore does log at DEBUG
     for secret in (SECRET, TOKEN, "CiQKsecretvalue"):
         assert secret not in text
+
+
+def test_the_documented_config_loads():
+    """The YAML in docs/keystores/aws.md is a working keystore section (nothing contacted)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "keystores" / "aws.md").read_text()
+    section = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    text = "admin:\n  identity: disabled\ntls:\n  key: k\n  cert: c\n" + section
+    env = {"AWS_KES_ACCESS_KEY": "AKIADOC", "AWS_KES_SECRET_KEY": "from-the-environment"}
+    aws = parse_config(text, env).keystore
+    assert (aws.endpoint, aws.region, aws.kms_key) == (
+        "secretsmanager.us-east-2.amazonaws.com",
+        "us-east-2",
+        "",
+    )
+    assert (aws.access_key, aws.secret_key, aws.session_token) == (
+        "AKIADOC",
+        "from-the-environment",
+        "",
+    )
+    store = open_keystore(aws)
+    assert store.endpoint == "https://secretsmanager.us-east-2.amazonaws.com"
+    store.close()

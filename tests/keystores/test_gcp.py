@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import pytest
 from google.api_core.client_options import ClientOptions
 from google.cloud import secretmanager_v1
 from google.oauth2 import service_account
 
+from kes_flask.config import parse_config
 from kes_flask.config.errors import ConfigError
 from kes_flask.config.model import GCPKeystoreConfig
 from kes_flask.crypto import KeyVersion
@@ -216,3 +218,19 @@ def test_nothing_secret_reaches_the_logs(gcp, caplog: pytest.LogCaptureFixture):
     body = account.private_key.splitlines()[1]
     for secret in ("CiQKsecretvalue", "Q2lRS3NlY3JldHZhbHVl", body, "Bearer", "eyJ"):
         assert secret not in caplog.text
+
+
+def test_the_documented_config_loads(gcp):
+    """The YAML in docs/keystores/gcp.md is a working keystore section (nothing contacted)."""
+    _, account = gcp
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "keystores" / "gcp.md").read_text()
+    section = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    text = "admin:\n  identity: disabled\ntls:\n  key: k\n  cert: c\n" + section
+    one_line = account.private_key.replace("\n", "\\n")  # as copied from the JSON key file
+    gcp_config = parse_config(text, {"KES_GCP_PRIVATE_KEY": one_line}).keystore
+    assert (gcp_config.project_id, gcp_config.endpoint) == ("my-project", "")
+    assert gcp_config.client_email == "kes-flask@my-project.iam.gserviceaccount.com"
+    store = open_keystore(gcp_config)
+    assert store.description == "GCP SecretManager: Project=my-project"
+    assert store.endpoint == "https://secretmanager.googleapis.com"
+    store.close()
