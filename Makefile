@@ -22,8 +22,10 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
+# kes-flask side by side with Go KES (docs/benchmarks.md); BENCH_ARGS=--quick for a smoke run.
 bench: $(STAMP)
-	$(BIN)/python bench/bench.py
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
