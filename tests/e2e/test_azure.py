@@ -126,6 +126,7 @@ def test_throttling_permissions_and_an_unreachable_vault(azure):
     client = server.client("admin")
     client.create_key("cached")
     client.create_key("uncached")
+    client.create_key("cached-later")
     fake.fail_next(3, 429, retry_after="0")
     fake.fail_next(1, 503, retry_after="0")
     dek = client.generate_key("cached")  # throttled four times, retried, served
@@ -136,7 +137,11 @@ def test_throttling_permissions_and_an_unreachable_vault(azure):
     assert (info.value.status, info.value.message) == (502, "failed to delete key")
     server.wait_for("secret permission 'Purge'")
     fake.entra.apps[CLIENT_ID].permissions.add("purge")
+    assert client.status()["keystore_latency"] >= 1
+    fake.entra.revoke_all()  # continuous access evaluation: a fresh token, the request still works
+    assert client.describe_key("cached-later")["name"] == "cached-later"
     fake.stop()
+    assert client.status()["keystore_unreachable"] is True
     response = client.send("GET", "/v1/ready")
     assert response.status == 504
     assert json.loads(response.body) == {"message": "key store is not reachable"}
