@@ -88,7 +88,10 @@ def server(
         _run_dev(addr, workers, threads, MemoryLock.choose(mlock, None))
         return
     if not config_path:
-        raise click.ClickException("open : no such file or directory")
+        raise click.ClickException(
+            "no config file: the '--config FILE' option is missing or empty. "
+            "For a throwaway development server run 'kes-flask server --dev'"
+        )
     _run(config_path, addr, workers, threads, mlock)
 
 
@@ -129,7 +132,7 @@ def _run_dev(addr: str, workers: int, threads: int, mode: MemoryLock) -> None:
     url = f"https://{state.host if state.host not in ('', '0.0.0.0') else '127.0.0.1'}:{state.port}"  # noqa: S104
     hints = (
         f"curl --cacert {env.server_cert} --cert {cert} --key {key} {url}/v1/status",
-        f"KES_SERVER={url} KES_API_KEY={env.api_key} kes key create my-key -k   (Go kes CLI)",
+        f"KES_SERVER={url} KES_API_KEY={env.api_key} kes-flask key create my-key -k",
     )
     options = ServerOptions(
         workers=workers,

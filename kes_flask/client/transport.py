@@ -210,7 +210,9 @@ class Transport:
             return last_response
         assert last_error is not None
         url = f"{last_endpoint}{path}"
-        raise KesConnectionError(f'kes: connection error: {method} "{url}": {last_error.text}')
+        raise KesConnectionError(
+            f'kes: connection error: {method.capitalize()} "{url}": {last_error.text}'
+        )
 
     def _with_retries(self, endpoint: str, attempt: Callable[[str], Response]) -> Response:
         for retry in range(MAX_RETRIES + 1):
@@ -241,13 +243,16 @@ class Transport:
             conn.close()
             reason = err.verify_message or err.reason or str(err)
             raise KesTLSError(
-                f'{method} "{endpoint}{path}": tls: failed to verify certificate: {reason}'
+                f'{method.capitalize()} "{endpoint}{path}": '
+                f"tls: failed to verify certificate: {reason}"
             ) from None
         except ssl.SSLError as err:
             conn.close()
             if isinstance(err, ssl.SSLEOFError | ssl.SSLZeroReturnError):
                 raise _NetworkError("EOF") from None
-            raise KesTLSError(f'{method} "{endpoint}{path}": tls: {err.reason or err}') from None
+            raise KesTLSError(
+                f'{method.capitalize()} "{endpoint}{path}": tls: {err.reason or err}'
+            ) from None
         except OSError as err:
             conn.close()
             raise _NetworkError(_cause(err, url.hostname or "", url.port or 443, True)) from None

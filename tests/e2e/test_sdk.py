@@ -1,11 +1,16 @@
 """The typed SDK (``kes_flask.client.Client``) against real kes-flask servers.
 
 Two servers share one filesystem keystore, so either can answer for the other: the failover
-tests stop one of them (a real process going down) and keep working through the other.
+tests stop one of them (a real process going down) and keep working through the other. The
+examples of docs/sdk.md run here too, against the same servers.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -152,7 +157,7 @@ def test_untrusted_server_certificate_is_a_tls_error(servers, pki):
     untrusted = Client(servers[0].endpoint, api_key=pki["admin"].api_key, retry_delay=FAST)
     with pytest.raises(KesTLSError) as err:
         untrusted.status()
-    assert str(err.value).startswith(f'GET "{servers[0].endpoint}/v1/status": tls: ')
+    assert str(err.value).startswith(f'Get "{servers[0].endpoint}/v1/status": tls: ')
     assert client(servers[0], pki, insecure=True).status().version  # -k
 
 
@@ -191,7 +196,7 @@ def test_failover_when_a_server_process_goes_down(tmp_path_factory, servers, pki
         spare.stop()
     with pytest.raises(KesConnectionError) as down:
         Client(spare.endpoint, api_key=pki["admin"].api_key, retry_delay=FAST).status()
-    assert str(down.value).startswith(f'kes: connection error: GET "{spare.endpoint}/v1/status": ')
+    assert str(down.value).startswith(f'kes: connection error: Get "{spare.endpoint}/v1/status": ')
     assert "connection refused" in str(down.value)
 
 
@@ -245,3 +250,44 @@ def test_connections_are_kept_alive(servers, pki):
     sealed = admin.encrypt("alive-key", b"\x00\xff")
     assert admin.decrypt("alive-key", sealed) == b"\x00\xff"
     assert admin.wire.transport._pool()[servers[0].endpoint].sock is sock
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
+BLOCKS = re.findall(r"^```python\n(.*?)^```", DOC.read_text(), re.M | re.S)
+RUNNER = """
+import sys, traceback
+blocks = sys.stdin.read().split("\\0")
+for index, code in enumerate(blocks):
+    print(f"--- block {index}", flush=True)
+    try:
+        exec(compile(code, f"docs/sdk.md block {index}", "exec"), {"__name__": "__main__"})
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(f"block {index} failed")
+"""
+
+
+def test_every_example_of_docs_sdk_md_runs(servers, pki, tmp_path):
+    """Each ``python`` block of docs/sdk.md, in a fresh interpreter, with the kes environment."""
+    assert len(BLOCKS) >= 6
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KES_", "MINIO_"))}
+    env.update(
+        KES_SERVER=servers[0].endpoint,
+        KES_API_KEY=str(pki["admin"].api_key),
+        SSL_CERT_FILE=pki.server_cert,
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", RUNNER],
+        input="\0".join(BLOCKS),
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    outputs = done.stdout.split("--- block ")[1:]
+    assert len(outputs) == len(BLOCKS)
+    for output in outputs:  # every example prints something
+        assert output.split("\n", 1)[1].strip(), output
+    assert "404 key does not exist" in done.stdout

@@ -113,7 +113,9 @@ class GoCLI:
         cert: tuple[str, str] | None = None,
         ca_file: str | None = None,
         timeout: float = 30,
+        env: dict[str, str] | None = None,
     ) -> CLIResult:
+        overrides = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KES_", "MINIO_"))}
         env["KES_SERVER"] = server
         if api_key is not None:
@@ -124,6 +126,7 @@ class GoCLI:
             env["SSL_CERT_FILE"] = ca_file
         else:
             args = (*args, "-k")
+        env.update(overrides)
         try:
             done = subprocess.run(
                 [str(self.binary), *args],

@@ -8,14 +8,25 @@ deliberately differs (docs/compatibility.md) the test says so and checks both be
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
+import itertools
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from kes_flask.cli.main import main
 from tests.interop.peers import CLIResult, GoCLI, GoKesServer
-from tests.kes_server import PKI, KesServer, config_yaml
+from tests.kes_server import PKI, KesServer, config_yaml, free_port
 
 POLICY = """
 policy:
@@ -251,3 +262,344 @@ def test_metric(kes):
     go, flask = (json.loads(results[name].stdout.splitlines()[0]) for name in ("go", "flask"))
     assert set(flask) == set(go)
     assert flask["kes_http_request_success"] > 0
+
+
+# --- kes-flask's own CLI next to the Go CLI ----------------------------------------------------
+#
+# ``both(...)`` runs the same command with the Go ``kes`` CLI and with ``kes-flask`` against the
+# same server; ``{"go": …, "py": …}``. kes-flask's CLI runs in-process (``main(argv)``) with a
+# real environment and real stdout/stderr capture, so dozens of commands stay cheap; a few run
+# as real subprocesses through the console entry point.
+
+PROGRAM = re.compile(r"\bkes-flask\b")
+
+
+def run_py(
+    *args: str,
+    server: str,
+    api_key: str | None = None,
+    cert: tuple[str, str] | None = None,
+    ca_file: str | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> CLIResult:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KES_", "MINIO_"))}
+    env["KES_SERVER"] = server
+    if api_key is not None:
+        env["KES_API_KEY"] = api_key
+    if cert is not None:
+        env["KES_CLIENT_CERT"], env["KES_CLIENT_KEY"] = cert
+    if ca_file is not None:
+        env["SSL_CERT_FILE"] = ca_file
+    else:
+        args = (*args, "-k")
+    env.update(extra_env or {})
+    saved = dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    # the Go CLI names itself "kes" in its hints
+    return CLIResult(code, out.getvalue(), PROGRAM.sub("kes", err.getvalue()))
+
+
+@pytest.fixture(scope="module")
+def both(pair, go_cli: GoCLI, pki: PKI):
+    def run(
+        *args: str, on: str = "flask", who: str = "admin", cert: bool = False, **kwargs
+    ) -> dict[str, CLIResult]:
+        identity = pki[who]
+        credentials = (
+            {"cert": (identity.cert_file, identity.key_file)}
+            if cert or identity.api_key is None
+            else {"api_key": str(identity.api_key)}
+        )
+        endpoint = pair[on].endpoint
+        env = kwargs.pop("extra_env", None)
+        go_args = [arg.replace("{cli}", "gocli") for arg in args]
+        py_args = [arg.replace("{cli}", "pycli") for arg in args]
+        go = go_cli.run(*go_args, server=endpoint, **credentials, env=env, **kwargs)
+        py = run_py(*py_args, server=endpoint, **credentials, extra_env=env, **kwargs)
+        return {"go": _unname(go), "py": _unname(py)}
+
+    return run
+
+
+def _unname(result: CLIResult) -> CLIResult:
+    """Commands that change state use a name per CLI (``{cli}``); put the placeholder back."""
+
+    def back(text: str) -> str:
+        return text.replace("gocli", "{cli}").replace("pycli", "{cli}")
+
+    return CLIResult(result.returncode, back(result.stdout), back(result.stderr))
+
+
+def first_lines(results: dict[str, CLIResult]) -> str:
+    """``--json`` listings: Go prints the table after the JSON (Decision C6: JSON only)."""
+    go, py = results["go"], results["py"]
+    assert py.returncode == go.returncode == 0 and py.stderr == go.stderr == ""
+    assert py.stdout.splitlines()[0] == go.stdout.splitlines()[0]
+    assert len(py.stdout.splitlines()) == 1
+    return py.stdout
+
+
+def identical(results: dict[str, CLIResult]) -> CLIResult:
+    go, py = results["go"], results["py"]
+    assert (py.returncode, py.stdout, py.stderr) == (go.returncode, go.stdout, go.stderr)
+    return py
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("key", "create"),
+        ("key", "import", "x"),
+        ("key", "import"),
+        ("key", "import", "x", "!!!"),
+        ("key", "import", "a", "b", "c"),
+        ("key", "info"),
+        ("key", "info", "a", "b"),
+        ("key", "ls", "a", "b"),
+        ("key", "rm"),
+        ("key", "encrypt", "k"),
+        ("key", "encrypt"),
+        ("key", "decrypt", "k"),
+        ("key", "decrypt", "k", "!!!"),
+        ("key", "decrypt", "k", "AAAA", "%%"),
+        ("key", "dek"),
+        ("key", "dek", "k", "%%"),
+        ("key", "bogus"),
+        ("key", "create", "x", "--bogus"),
+        ("key", "create", "x", "-x"),
+        ("policy", "info"),
+        ("policy", "show"),
+        ("policy", "ls", "a", "b"),
+        ("policy", "bogus"),
+        ("identity", "of"),
+        ("identity", "info", "a", "b"),
+        ("identity", "ls", "a", "b"),
+        ("ls", "-i", "-p"),
+        ("ls", "a", "b"),
+        ("ls", "--bogus"),
+        ("status", "x"),
+        ("metric", "x"),
+        ("log", "x"),
+        ("log", "--audit", "--error"),
+        ("bogus",),
+        ("--bogus",),
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_usage_errors_are_the_go_clis(both, args):
+    result = identical(both(*args))
+    assert result.returncode == 1 and result.stderr.startswith("Error: ")
+
+
+@pytest.mark.parametrize("args", [("key",), ("policy",), ("key", "create", "-h"), ()])
+def test_usage_exits_2(both, pki, args):
+    results = both(*args, ca_file=pki.server_cert)  # no -k: it would be an unknown flag here
+    assert results["py"].returncode == results["go"].returncode == 2
+    assert results["py"].stdout == results["go"].stdout == ""
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"MINIO_KES_API_KEY": ""}, "no API key specified. Consider setting MINIO_KES_API_KEY"),
+        ({"MINIO_KES_API_KEY": "bogus"}, "parsing API key: illegal base64 data at input byte 4"),
+        ({"KES_CLIENT_CERT": "/nonexistent.crt"}, "API key and certificate file cannot be used"),
+        ({"KES_CLIENT_KEY": "/x.key"}, "API key and private key file cannot be used"),
+    ],
+)
+def test_environment_precedence_is_the_go_clis(both, env, message):
+    result = identical(both("key", "ls", extra_env=env))
+    assert result.stderr.startswith(f"Error: {message}")
+
+
+def test_key_commands_give_the_go_clis_output(both):
+    assert identical(both("key", "create", "{cli}-key", "{cli}-key-2")).stdout == ""
+    identical(both("key", "create", "{cli}-key"))  # failed to create key "…": key already exists
+    zero = base64.b64encode(bytes(32)).decode()
+    identical(both("key", "import", "{cli}-imported", zero))
+    identical(both("key", "import", "{cli}-imported", zero))
+    assert json.loads(first_lines(both("key", "ls", "{cli}*", "--json"))) == [
+        "{cli}-imported",
+        "{cli}-key",
+        "{cli}-key-2",
+    ]
+    identical(both("key", "ls", "{cli}"))
+    identical(both("key", "ls", "nothing-matches", "--json"))  # null
+    identical(both("key", "info", "missing"))
+    info = {n: json.loads(r.stdout) for n, r in both("key", "info", "{cli}-key", "--json").items()}
+    assert list(info["py"]) == list(info["go"]) == ["name", "created_at", "created_by"]
+    assert info["py"]["created_by"] == info["go"]["created_by"]  # AES256 is omitted
+    text = both("key", "info", "{cli}-imported")
+    go_lines, py_lines = (text[name].stdout.split("\n") for name in ("go", "py"))
+    assert [line[:12] for line in py_lines] == [line[:12] for line in go_lines]
+    assert py_lines[0] == "Name        {cli}-imported" and not text["py"].stdout.endswith("\n")
+    assert py_lines[1] == go_lines[1] == "Algorithm   AES256" and py_lines[3] == go_lines[3]
+    identical(both("key", "rm", "{cli}-key-2"))
+    identical(both("key", "rm", "{cli}-key-2"))  # failed to remove key "…": key does not exist
+
+
+def test_crypto_commands_round_trip_across_clis(both, pair):
+    pair["flask"].client("admin").create_key("shared-crypto")
+    context = base64.b64encode(b"ctx").decode()
+    for name, result in both("key", "dek", "shared-crypto", context).items():
+        assert result.returncode == 0 and not result.stdout.endswith("\n")
+        dek = json.loads(result.stdout)
+        assert list(dek) == ["plaintext", "ciphertext"]
+        other = "go" if name == "py" else "py"  # decrypt with the other CLI
+        opened = both("key", "decrypt", "shared-crypto", dek["ciphertext"], context)[other]
+        assert opened.stdout == json.dumps({"plaintext": dek["plaintext"]}, separators=(",", ":"))
+    sealed = json.loads(both("key", "encrypt", "shared-crypto", "hello")["py"].stdout)
+    opened = json.loads(both("key", "decrypt", "shared-crypto", sealed["ciphertext"])["go"].stdout)
+    assert base64.b64decode(opened["plaintext"]) == b"hello"
+    garbage = base64.b64encode(bytes(60)).decode()
+    identical(both("key", "decrypt", "shared-crypto", garbage))
+    identical(both("key", "dek", "missing-key"))
+
+
+@pytest.mark.parametrize("on", ["flask", "go"])
+def test_policy_and_identity_commands_give_the_go_clis_output(both, pki, on):
+    identical(both("policy", "ls", on=on))
+    first_lines(both("policy", "ls", "--json", on=on))
+    identical(both("policy", "info", "nope", on=on))
+    identical(both("policy", "show", "nope", on=on))
+    shown = both("policy", "show", "app", on=on)
+    assert json.loads(shown["py"].stdout) == json.loads(shown["go"].stdout)
+    described = both("policy", "info", "app", "--json", on=on)
+    assert json.loads(described["py"].stdout) == json.loads(described["go"].stdout)
+    first_lines(both("identity", "ls", "--json", on=on))
+    identical(both("identity", "ls", on=on))
+    by_id = both("identity", "info", pki["app"].identity, on=on)
+    assert by_id["py"].stdout == by_id["go"].stdout
+    identical(both("identity", "info", pki["stranger"].identity, on=on))
+    admin = both("identity", "info", on=on)
+    assert admin["py"].stdout == admin["go"].stdout
+    identical(both("key", "create", "other", who="app", on=on))  # not authorized
+    identical(both("status", who="stranger", on=on))
+
+
+@pytest.mark.parametrize("on", ["flask", "go"])
+def test_ls_gives_the_go_clis_output(both, on):
+    identical(both("key", "create", "ls-{cli}-key", on=on))
+    for flags in ((), ("-p",), ("-i",), ("--json",), ("-p", "--json"), ("-i", "--json")):
+        identical(both("ls", *flags, on=on))
+    identical(both("ls", "ls-{cli}", on=on))
+    identical(both("ls", "nothing-matches", "--json", on=on))
+
+
+@pytest.mark.parametrize("on", ["flask", "go"])
+def test_status_gives_the_go_clis_shapes(both, on):
+    results = both("status", "--json", on=on)
+    go, py = (json.loads(results[name].stdout) for name in ("go", "py"))
+    assert set(py) == set(go) and py["os"] == go["os"] and py["num_cpu"] == go["num_cpu"]
+    apis = both("status", "--api", "--json", on=on)
+    assert sorted(json.loads(apis["py"].stdout), key=str) == sorted(
+        json.loads(apis["go"].stdout), key=str
+    )
+    text = both("status", on=on)
+    fixed = ("●", "Version", "OS", "CPUs")  # uptime, latency and memory change between calls
+    go_lines, py_lines = (text[name].stdout.splitlines() for name in ("go", "py"))
+    assert [line[:11] for line in py_lines] == [line[:11] for line in go_lines]
+    assert [line for line in py_lines if line.split()[0] in fixed] == [
+        line for line in go_lines if line.split()[0] in fixed
+    ]
+    identical(both("status", "-s", on=on))
+    api_text = both("status", "--api", on=on)
+    go_lines, py_lines = (api_text[name].stdout.split("\n\n", 1)[1] for name in ("go", "py"))
+    assert sorted(py_lines.splitlines()) == sorted(go_lines.splitlines())
+
+
+def test_connection_errors_have_the_go_clis_structure(both):
+    dead = f"127.0.0.1:{free_port()}"
+    results = both("status", extra_env={"KES_SERVER": dead})
+    assert results["py"].returncode == results["go"].returncode == 1
+    expected = f'Error: kes: connection error: Get "https://{dead}/v1/status": '
+    assert results["py"].stderr.startswith(expected) and results["go"].stderr.startswith(expected)
+    assert results["py"].stderr.strip().endswith("connect: connection refused")
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KES_", "MINIO_"))}
+    return {**env, **extra}
+
+
+def _first_line(command: list[str], env: dict[str, str], poke=None, timeout: float = 60) -> str:
+    """Start a streaming command, return its first stdout line, stop it with SIGINT."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while reader.is_alive() and time.monotonic() < deadline:
+            if poke is not None:
+                poke()
+            reader.join(0.5)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert lines and lines[0], f"no output: {process.stderr.read()}"
+    return lines[0]
+
+
+KES_FLASK = [sys.executable, "-m", "kes_flask"]
+
+
+def test_metric_json_has_the_go_clis_fields(pair, pki, go_kes):
+    env = _clean_env(KES_SERVER=pair["flask"].endpoint, KES_API_KEY=str(pki["admin"].api_key))
+    lines = {
+        name: json.loads(_first_line([*program, "metric", "--rate", "1s", "-k"], env))
+        for name, program in (("go", [str(go_kes)]), ("py", KES_FLASK))
+    }
+    assert list(lines["py"]) == list(lines["go"])
+    assert lines["py"]["kes_system_num_cpu"] == lines["go"]["kes_system_num_cpu"]
+    assert lines["py"]["kes_system_up_time"] > 10**9  # nanoseconds, as kms-go encodes it
+    assert all(int(bound) > 0 for bound in lines["py"]["kes_http_response_time"])
+
+
+def test_log_streams_audit_events_like_the_go_cli(pair, pki, go_kes):
+    admin = pair["flask"].client("admin")
+    env = _clean_env(KES_SERVER=pair["flask"].endpoint, KES_API_KEY=str(pki["admin"].api_key))
+    events = {}
+    for name, program in (("go", [str(go_kes)]), ("py", KES_FLASK)):
+        counter = itertools.count()
+
+        def poke(name: str = name, counter: itertools.count = counter) -> None:
+            admin.close()  # a new connection each time: the stream's worker gets some of them
+            admin.create_key(f"log-{name}-{next(counter)}")
+
+        events[name] = json.loads(_first_line([*program, "log", "--json", "-k"], env, poke))
+    for event in events.values():
+        assert event["request"]["identity"] == pki["admin"].identity
+        assert event["request"]["path"].startswith("/v1/key/create/log-")
+        assert event["response"]["code"] == 200
+    assert list(events["py"]) == list(events["go"]) == ["time", "request", "response"]
+    assert list(events["py"]["request"]) == list(events["go"]["request"])
+
+
+def test_the_console_entry_point_and_completion(pair, pki):
+    env = _clean_env(KES_SERVER=pair["flask"].endpoint, KES_API_KEY=str(pki["admin"].api_key))
+    done = subprocess.run(
+        [*KES_FLASK, "key", "ls", "--json", "-k"], env=env, capture_output=True, text=True,
+        timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0 and isinstance(json.loads(done.stdout), list)
+    completion = subprocess.run(
+        KES_FLASK, env={**env, "COMP_LINE": "kes key c", "SHELL": "/bin/bash"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert completion.stdout == "create\n"
