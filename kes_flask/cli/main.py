@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 1
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - operators get a message, not a traceback
         if not isinstance(err, _operator_errors()):
             return _unexpected(err)
         click.echo(f"Error: {err}", err=True)
