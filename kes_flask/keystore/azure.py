@@ -20,7 +20,9 @@ import re
 import time
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
+from kes_flask.config.errors import ConfigError
 from kes_flask.config.model import AzureKeystoreConfig
 from kes_flask.keystore.base import (
     InvalidKeyNameError,
@@ -87,6 +89,7 @@ def _credential(identity: Any, config: AzureKeystoreConfig) -> Any:
 
 class AzureKeystore:
     def __init__(self, config: AzureKeystoreConfig) -> None:
+        _check_endpoint(config.endpoint)
         identity, self._errors, secret_client = _sdk()
         _quiet_sdk_logs()
         # Every error the SDK raises (ValueError: a challenge naming a foreign resource).
@@ -266,6 +269,16 @@ class AzureKeystore:
                 f"{head}cannot reach {self.endpoint}: {_first_line(err)}"
             )
         return KeystoreError(f"{head}{_first_line(err)}")
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """Both SDKs refuse bearer tokens over plain HTTP, so only an https:// URL can ever work."""
+    url = urlsplit(endpoint)
+    if url.scheme != "https" or not url.hostname:
+        raise ConfigError(
+            f"invalid Azure Key Vault endpoint '{endpoint}': set keystore.azure.keyvault.endpoint "
+            "to the vault's https:// URI, e.g. https://my-vault.vault.azure.net"
+        )
 
 
 def _check_name(name: str) -> None:

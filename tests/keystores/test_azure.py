@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("azure.keyvault.secrets")
 
+from kes_flask.config.errors import ConfigError
 from kes_flask.config.model import AzureKeystoreConfig, CacheConfig
 from kes_flask.crypto import KeyVersion
 from kes_flask.keystore import open_keystore
@@ -355,3 +356,13 @@ def test_seed_003_config_connects_without_contacting_azure(fake):
     assert azure.description == "Azure KeyVault: https://kes-test-1.vault.azure.net"
     azure.close()
     assert fake.log == []
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://my-vault.vault.azure.net", "my-vault.vault.azure.net", "https://"]
+)
+def test_an_endpoint_that_cannot_work_stops_start_up(endpoint):
+    with pytest.raises(ConfigError) as info:
+        open_keystore(AzureKeystoreConfig(endpoint=endpoint))
+    assert f"invalid Azure Key Vault endpoint '{endpoint}'" in str(info.value)
+    assert "keystore.azure.keyvault.endpoint" in str(info.value)
