@@ -245,8 +245,8 @@ def identity_info(
             if me.policy:
                 text += "\n" + _line("Policy", me.policy)
                 text += _line("Created At", format_time(ZERO_TIME))  # kms-go never fills it
-                text += "Allow\n" + "".join(f"{'':11} · {rule}\n" for rule in me.allow)
-                text += "Deny\n" + "".join(f"{'':11} · {rule}\n" for rule in me.deny)
+                text += f"{'Allow':<11}\n" + "".join(f"{'':11} · {rule}\n" for rule in me.allow)
+                text += f"{'Deny':<11}\n" + "".join(f"{'':11} · {rule}\n" for rule in me.deny)
             write(text)
             return
         info = client.describe_identity(arguments[0])

@@ -605,3 +605,15 @@ def test_the_console_entry_point_and_completion(pair, pki):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert completion.stdout == "create\n"
+
+
+def test_identity_info_of_a_policy_identity_next_to_the_go_cli(both, pki):
+    results = both("identity", "info", who="app", on="flask")
+    go_lines, py_lines = (results[name].stdout.splitlines() for name in ("go", "py"))
+    # Go prints "{}" for every rule (upstream bug, spec §4.4); kes-flask prints the patterns
+    assert [line for line in py_lines if "·" not in line] == [
+        line for line in go_lines if "·" not in line
+    ]
+    assert sum("· {}" in line for line in go_lines) == sum("·" in line for line in py_lines) > 0
+    assert f"{'':11} · /v1/key/create/app-*" in py_lines
+    assert "Policy      app" in py_lines and "Role        User" in py_lines
