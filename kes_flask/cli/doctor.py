@@ -108,12 +108,14 @@ def _check_keystore(config: ServerConfig, diagnosis: Diagnosis) -> None:
     try:
         store = open_keystore(store_config)
     except ConfigError as err:
-        diagnosis.add(FAIL, "keystore", f"cannot use the {store_config.kind} keystore: {err}")
+        fix = f"check the keystore.{store_config.kind} section and that the service is up"
+        diagnosis.add(FAIL, "keystore", f"cannot use the {store_config.kind} keystore: {err}", fix)
         return
     try:
         latency = store.status()
     except KeystoreError as err:
-        diagnosis.add(FAIL, "keystore", f"{store.description} is unreachable: {err}")
+        fix = f"check that the service behind keystore.{store_config.kind} is up and reachable"
+        diagnosis.add(FAIL, "keystore", f"{store.description} is unreachable: {err}", fix)
     else:
         diagnosis.add(OK, "keystore", f"{store.description} reachable in {latency * 1000:.1f} ms")
     finally:
