@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -234,3 +235,16 @@ def test_the_documented_config_loads(gcp):
     assert store.description == "GCP SecretManager: Project=my-project"
     assert store.endpoint == "https://secretmanager.googleapis.com"
     store.close()
+
+
+def test_application_default_credentials_when_the_config_has_none(gcp, tmp_path, monkeypatch):
+    """No credentials in the config: Google's ADC chain (here GOOGLE_APPLICATION_CREDENTIALS)."""
+    fake, account = gcp
+    info = service_account_info(config(fake.endpoint, account))
+    key_file = tmp_path / "kes-flask.json"
+    key_file.write_text(json.dumps(info))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
+    store = GCPKeystore(GCPKeystoreConfig(project_id=PROJECT, endpoint=fake.endpoint))
+    store.create("adc", b"CiQKadc")
+    assert store.get("adc") == b"CiQKadc"
+    assert [s for m, p, s in fake.log if p.endswith("/secrets")] == [200]
