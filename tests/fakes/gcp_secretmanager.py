@@ -8,13 +8,8 @@ body ``{"error": {"code", "message", "status"}}``. Resource names in answers car
 *number*, as the real service does. Payloads are checked against ``dataCrc32c`` when sent and
 answered with it.
 
-Authentication is checked, never faked: a request needs ``Authorization: Bearer`` with either
-a self-signed service-account JWT (Google AIP-4111, what the client sends for service-account
-credentials: RS256, ``kid`` = private key id, ``iss`` = ``sub`` = client email, ``exp``, and the
-API audience or a scope) or an access token from ``/token`` (the OAuth 2.0 JWT-bearer grant whose
-assertion is checked: signature against the registered public key, ``iss``, ``aud`` = the token
-URI Google documents, ``scope``, ``iat``/``exp``). The fake signs nothing. Tokens really expire, and
-``expire_tokens()`` makes every token issued so far invalid (the client must renew).
+Authentication is checked, never faked: see ``tests/fakes/google_oauth.py`` (service-account
+JWTs and the ``/token`` endpoint).
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ import re
 import secrets
 import ssl
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,23 +27,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.fakes.google_oauth import CLOUD_PLATFORM, AuthError, GoogleAuth
 from tests.fakes.tls import ServerTLS
 
+__all__ = ["CLOUD_PLATFORM", "FakeSecretManager", "crc32c"]
+
 API_AUDIENCE = "https://secretmanager.googleapis.com/"
-CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 MAX_PAYLOAD = 64 * 1024
 MAX_PAGE_SIZE = 25000
-TOKEN_LIFETIME = 3600
-# What Google's token endpoint accepts as an assertion's audience (google-auth sends the first).
-TOKEN_AUDIENCES = (
-    "https://oauth2.googleapis.com/token",
-    "https://accounts.google.com/o/oauth2/token",
-)
 
 
 class APIError(Exception):
@@ -100,12 +88,8 @@ class FakeSecretManager:
         self.project_number = project_number
         self.page_size = 100  # the server's choice when the client sends no pageSize
         self.secrets: dict[str, Secret] = {}
-        self.accounts: dict[str, tuple[str, rsa.RSAPublicKey]] = {}  # kid -> (email, key)
-        self.access_tokens: dict[str, tuple[float, float]] = {}  # token -> (issued, expiry)
-        self.not_before = 0  # tokens issued before this second are expired
         self.faults: deque[tuple[int, str]] = deque()
         self.log: list[tuple[str, str, int]] = []  # (method, path, status)
-        self.token_grants = 0
         self.down = False  # True: every connection is closed without an answer (an outage)
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -115,6 +99,7 @@ class FakeSecretManager:
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.endpoint = f"https://127.0.0.1:{self._server.server_address[1]}"
         self.token_uri = f"{self.endpoint}/token"
+        self.auth = GoogleAuth(self.token_uri, API_AUDIENCE)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     # -- test controls ------------------------------------------------------------------------
@@ -127,8 +112,7 @@ class FakeSecretManager:
         self._server.server_close()
 
     def add_service_account(self, email: str, key_id: str, public_key: rsa.RSAPublicKey) -> None:
-        with self._lock:
-            self.accounts[key_id] = (email, public_key)
+        self.auth.add_service_account(email, key_id, public_key)
 
     def reset(self) -> None:
         with self._lock:
@@ -142,84 +126,15 @@ class FakeSecretManager:
 
     def expire_tokens(self) -> None:
         """Every token issued so far (self-signed or granted) is expired from now on."""
-        with self._lock:
-            self.not_before = int(time.time()) + 1
+        self.auth.expire_tokens()
 
-    # -- authentication ----------------------------------------------------------------------
-    def _verify_jwt(self, token: str) -> dict[str, Any]:
-        """Check an RS256 JWT's signature against a registered key; return its claims."""
-        try:
-            header_b64, claims_b64, signature_b64 = token.split(".")
-            header = json.loads(_b64url(header_b64))
-            claims = json.loads(_b64url(claims_b64))
-            signature = _b64url(signature_b64)
-        except ValueError:
-            raise APIError(401, "UNAUTHENTICATED", "Invalid JWT.") from None
-        account = self.accounts.get(header.get("kid", ""))
-        if header.get("alg") != "RS256" or account is None:
-            raise APIError(401, "UNAUTHENTICATED", "Invalid JWT: unknown key.")
-        email, public_key = account
-        try:
-            public_key.verify(
-                signature,
-                f"{header_b64}.{claims_b64}".encode(),
-                padding.PKCS1v15(),
-                hashes.SHA256(),
-            )
-        except InvalidSignature:
-            raise APIError(401, "UNAUTHENTICATED", "Invalid JWT Signature.") from None
-        now = time.time()
-        iat, exp = claims.get("iat", 0), claims.get("exp", 0)
-        if claims.get("iss") != email:
-            raise APIError(401, "UNAUTHENTICATED", "Invalid JWT: iss is not the key's account.")
-        if not (iat - 60 <= now < exp) or exp - iat > TOKEN_LIFETIME:
-            raise APIError(401, "UNAUTHENTICATED", "Invalid JWT: token expired or not yet valid.")
-        if iat < self.not_before:
-            raise APIError(401, "UNAUTHENTICATED", "Invalid JWT: token expired.")
-        return claims
+    @property
+    def not_before(self) -> int:
+        return self.auth.not_before
 
-    def _authenticate(self, authorization: str) -> None:
-        scheme, _, token = authorization.partition(" ")
-        if scheme != "Bearer" or not token:
-            raise APIError(
-                401,
-                "UNAUTHENTICATED",
-                "Request is missing required authentication credential. Expected OAuth 2 "
-                "access token, login cookie or other valid authentication credential.",
-            )
-        with self._lock:
-            granted = self.access_tokens.get(token)
-            if granted is not None:
-                issued, expiry = granted
-                if time.time() >= expiry or issued < self.not_before:
-                    raise APIError(401, "UNAUTHENTICATED", "Request had invalid credentials.")
-                return
-            claims = self._verify_jwt(token)
-        if claims.get("sub") != claims.get("iss"):
-            raise APIError(401, "UNAUTHENTICATED", "Invalid JWT: sub must be the account.")
-        if claims.get("aud") != API_AUDIENCE and CLOUD_PLATFORM not in str(
-            claims.get("scope", "")
-        ).split(" "):
-            raise APIError(403, "PERMISSION_DENIED", "Request had insufficient scopes.")
-
-    def _grant(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
-        """The OAuth 2.0 JWT-bearer grant (RFC 7523) as Google's token endpoint answers it."""
-        if form.get("grant_type") != ["urn:ietf:params:oauth:grant-type:jwt-bearer"]:
-            return 400, {"error": "unsupported_grant_type", "error_description": "Bad grant."}
-        try:
-            with self._lock:
-                claims = self._verify_jwt(form.get("assertion", [""])[0])
-        except APIError as err:
-            return 400, {"error": "invalid_grant", "error_description": err.message}
-        if claims.get("aud") not in (*TOKEN_AUDIENCES, self.token_uri):
-            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT audience."}
-        if CLOUD_PLATFORM not in str(claims.get("scope", "")).split(" "):
-            return 400, {"error": "invalid_scope", "error_description": "Invalid OAuth scope."}
-        token = "ya29.fake-" + secrets.token_urlsafe(24)
-        with self._lock:
-            self.access_tokens[token] = (time.time(), time.time() + TOKEN_LIFETIME)
-            self.token_grants += 1
-        return 200, {"access_token": token, "expires_in": TOKEN_LIFETIME, "token_type": "Bearer"}
+    @property
+    def token_grants(self) -> int:
+        return self.auth.token_grants
 
     # -- the Secret Manager API --------------------------------------------------------------
     def _name(self, secret: str, version: int | None = None) -> str:
@@ -391,7 +306,7 @@ class FakeSecretManager:
                 url = urlsplit(self.path)
                 query = parse_qs(url.query)
                 if url.path == "/token" and self.command == "POST":
-                    status, answer = fake._grant(parse_qs(body.decode()))
+                    status, answer = fake.auth.grant(parse_qs(body.decode()))
                     fake.log.append((self.command, url.path, status))
                     self._answer(status, json.dumps(answer).encode(), "application/json")
                     return
@@ -404,7 +319,10 @@ class FakeSecretManager:
                         fault = fake.faults.popleft() if fake.faults else None
                     if fault is not None:
                         raise APIError(fault[0], fault[1], "Injected fault, please retry.")
-                    fake._authenticate(self.headers.get("Authorization", ""))
+                    try:
+                        fake.auth.authenticate(self.headers.get("Authorization", ""))
+                    except AuthError as err:
+                        raise APIError(err.code, err.status, err.message) from None
                     with fake._lock:
                         answer = fake._route(self.command, url.path, query, body)
                     status = 200
