@@ -17,7 +17,12 @@ from kes_flask.config.model import AWSKeystoreConfig
 from kes_flask.crypto import KeyVersion
 from kes_flask.keystore import open_keystore
 from kes_flask.keystore.aws import AWSKeystore, endpoint_url
-from kes_flask.keystore.base import KeyExistsError, KeyNotFoundError, KeystoreUnreachableError
+from kes_flask.keystore.base import (
+    KeyExistsError,
+    KeyNotFoundError,
+    KeystoreError,
+    KeystoreUnreachableError,
+)
 from tests.backends.aws import REGION
 from tests.fakes.faults import FaultProxy
 from tests.fakes.moto import MotoServer
@@ -179,3 +184,21 @@ def test_the_documented_config_loads():
     store = open_keystore(aws)
     assert store.endpoint == "https://secretsmanager.us-east-2.amazonaws.com"
     store.close()
+
+
+def test_the_default_credential_chain_when_the_config_has_none(
+    moto: MotoServer, monkeypatch, tmp_path
+):
+    plain = AWSKeystoreConfig(endpoint=moto.endpoint, region=REGION)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role here
+    with pytest.raises(KeystoreError, match=r"no AWS credentials found: set keystore\.aws"):
+        AWSKeystore(plain).get("k")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENVIRONMENT1")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-the-environment")
+    store = AWSKeystore(plain)
+    store.create("chain", b"CiQKchain")
+    assert store.get("chain") == b"CiQKchain"
