@@ -23,8 +23,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from kes_flask.cli.main import main
+from kes_flask.cli.common import Console
+from kes_flask.cli.main import cli, main
 from tests.interop.peers import CLIResult, GoCLI, GoKesServer
 from tests.kes_server import PKI, KesServer, config_yaml, free_port
 
@@ -617,3 +619,51 @@ def test_identity_info_of_a_policy_identity_next_to_the_go_cli(both, pki):
     assert sum("· {}" in line for line in go_lines) == sum("·" in line for line in py_lines) > 0
     assert f"{'':11} · /v1/key/create/app-*" in py_lines
     assert "Policy      app" in py_lines and "Role        User" in py_lines
+
+
+def test_legacy_certificate_variables_work_with_kes_flask_only(both, pki, pair):
+    legacy = {
+        "KES_API_KEY": "",  # present but empty: no API key (and no Go error about two settings)
+        "KES_CLIENT_TLS_CERT_FILE": pki["ecdsa"].cert_file,
+        "KES_CLIENT_TLS_KEY_FILE": pki["ecdsa"].key_file,
+    }
+    results = both("key", "create", "app-legacy-{cli}", extra_env=legacy)
+    assert results["go"].stderr.startswith("Error: no API key specified. Consider setting")
+    assert results["py"].returncode == 0 and results["py"].stderr == ""  # Decision C4
+    created = pair["flask"].client("admin").describe_key("app-legacy-pycli")
+    assert created["created_by"] == pki["ecdsa"].identity
+
+
+def test_an_encrypted_identity_file_works_as_credentials(pair, tmp_path):
+    """``identity new --encrypt`` writes a key the client commands can use after a prompt."""
+    answers = ["secret", "secret"]
+    console = Console(is_terminal=lambda: False, read_password=lambda _: answers.pop(0))
+    runner = CliRunner()
+    key_file, cert_file = str(tmp_path / "c.key"), str(tmp_path / "c.crt")
+    made = runner.invoke(
+        cli, ["identity", "new", "--encrypt", "--key", key_file, "--cert", cert_file], obj=console
+    )
+    assert made.exit_code == 0, made.output
+    assert "DEK-Info: AES-256-CBC," in Path(key_file).read_text()
+    env = {
+        "KES_SERVER": pair["flask"].endpoint,
+        "KES_CLIENT_CERT": cert_file,
+        "KES_CLIENT_KEY": key_file,
+    }
+    prompts: list[str] = []
+
+    def password(prompt: str, answer: str = "secret") -> str:
+        prompts.append(prompt)
+        return answer
+
+    for answer, code, error in (
+        ("secret", 1, "not authorized"),
+        ("wrong", 1, "incorrect password"),
+    ):
+        console = Console(
+            is_terminal=lambda: False, read_password=lambda p, a=answer: password(p, a)
+        )
+        result = runner.invoke(cli, ["status", "-k"], obj=console, env=env)
+        assert result.exit_code == code and error in result.output, result.output
+    # the right password gets as far as the server, which does not know this new identity
+    assert prompts == ["Enter password for private key: "] * 2
