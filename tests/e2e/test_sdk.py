@@ -37,6 +37,7 @@ from kes_flask.client import (
     Status,
 )
 from kes_flask.client.environment import SettingsError, from_environment
+from kes_flask.server.banner import READY_LINE
 from tests.kes_server import PKI, KesServer, config_yaml, free_port
 
 FAST = (0.01, 0.02)  # retry delays for the tests (kms-go: 0.2 to 1.0 s)
@@ -56,7 +57,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory, pki: PKI):
     for name in ("one", "two"):
         workdir = tmp_path_factory.mktemp(f"sdk-{name}")
         config = config_yaml(pki, str(keys), extra=POLICY.format(app=pki["app"].identity))
-        started.append(KesServer(workdir, pki, config, workers=1).start())
+        started.append(KesServer(workdir, pki, config, workers=1).start(wait=False))
+    for server in started:  # both boot at the same time
+        server.wait_for(READY_LINE)
+        server.wait_for_port()
     yield started
     for server in started:
         server.stop()
@@ -174,32 +178,6 @@ def test_failover_from_a_dead_endpoint(servers, pki):
     assert dead in both.wire.transport._benched  # the dead one sits out its 30 s
 
 
-def test_failover_when_a_server_process_goes_down(tmp_path_factory, servers, pki):
-    spare_dir = tmp_path_factory.mktemp("sdk-spare")
-    keys = Path(servers[0].config_path.read_text().split("path: ")[1].split()[0])
-    config = config_yaml(pki, str(keys), extra=POLICY.format(app=pki["app"].identity))
-    spare = KesServer(spare_dir, pki, config, workers=1).start()
-    try:
-        both = Client(
-            [spare.endpoint, servers[1].endpoint],
-            api_key=pki["admin"].api_key,
-            ca_file=pki.server_cert,
-            retry_delay=FAST,
-        )
-        both.create_key("failover-key")
-        dek = both.generate_key("failover-key")
-        spare.stop()  # a kept-alive connection to it dies, and new ones are refused
-        for _ in range(4):
-            assert both.decrypt("failover-key", dek.ciphertext) == dek.plaintext
-        assert both.status().endpoint == servers[1].endpoint
-    finally:
-        spare.stop()
-    with pytest.raises(KesConnectionError) as down:
-        Client(spare.endpoint, api_key=pki["admin"].api_key, retry_delay=FAST).status()
-    assert str(down.value).startswith(f'kes: connection error: Get "{spare.endpoint}/v1/status": ')
-    assert "connection refused" in str(down.value)
-
-
 def test_audit_log_iterator(servers, pki):
     admin = client(servers[0], pki, timeout=60)
     events: list[AuditEvent] = []
@@ -291,3 +269,24 @@ def test_every_example_of_docs_sdk_md_runs(servers, pki, tmp_path):
     for output in outputs:  # every example prints something
         assert output.split("\n", 1)[1].strip(), output
     assert "404 key does not exist" in done.stdout
+
+
+def test_failover_when_a_server_process_goes_down(servers, pki):
+    """Last in the module: stops ``servers[1]`` for good."""
+    going, staying = servers[1], servers[0]
+    both = Client(
+        [going.endpoint, staying.endpoint],
+        api_key=pki["admin"].api_key,
+        ca_file=pki.server_cert,
+        retry_delay=FAST,
+    )
+    both.create_key("failover-key")
+    dek = both.generate_key("failover-key")
+    going.stop()  # a kept-alive connection to it dies, and new ones are refused
+    for _ in range(4):
+        assert both.decrypt("failover-key", dek.ciphertext) == dek.plaintext
+    assert both.status().endpoint == staying.endpoint
+    with pytest.raises(KesConnectionError) as down:
+        Client(going.endpoint, api_key=pki["admin"].api_key, retry_delay=FAST).status()
+    assert str(down.value).startswith(f'kes: connection error: Get "{going.endpoint}/v1/status": ')
+    assert "connection refused" in str(down.value)
