@@ -16,7 +16,9 @@ START_TIMEOUT = 60.0
 
 
 class MotoServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, plain_http: bool = False) -> None:
+        """``plain_http`` only for a peer that cannot be told to trust a test CA (Go KES)."""
+        self.plain_http = plain_http
         self.tls = ServerTLS.create(directory / "tls")
         self.log_path = directory / "moto.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -24,7 +26,8 @@ class MotoServer:
 
     @property
     def endpoint(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        scheme = "http" if self.plain_http else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> MotoServer:
         for _ in range(5):  # a free port can be taken between probe and bind: try another
@@ -34,7 +37,8 @@ class MotoServer:
                 self.process = subprocess.Popen(
                     [
                         *(moto_server, "-H", "127.0.0.1", "-p", str(self.port)),
-                        *("--ssl-cert", self.tls.cert, "--ssl-key", self.tls.key),
+                        *(() if self.plain_http else ("--ssl-cert", self.tls.cert)),
+                        *(() if self.plain_http else ("--ssl-key", self.tls.key)),
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
