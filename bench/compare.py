@@ -44,6 +44,7 @@ from bench.report import (  # noqa: E402
     Report,
     Scenario,
     chart,
+    cold_start_table,
     merge_document,
     render,
 )
@@ -291,6 +292,39 @@ def memory_study(
     )
 
 
+def cold_starts(
+    cores: int, tmp: Path, pki: PKI, config: str, go_binary: Path | None, settings: Settings
+) -> Scenario:
+    """Only start and stop each server, ``settings.cold_starts`` times (``--cold-only``)."""
+    server_cpus, _ = cpu_plan(cores)
+    kinds = [FLASK] + ([GO] if go_binary else [])
+    targets = {
+        kind: make_target(
+            kind,
+            tmp / f"cold-{kind.replace(' ', '-')}-{cores}",
+            pki,
+            config,
+            cores,
+            server_cpus,
+            go_binary,
+            env=settings.env if kind == FLASK else None,
+        )
+        for kind in kinds
+    }
+    scenario = Scenario(
+        f"{cores} core{'s' if cores > 1 else ''}",
+        cores,
+        {kind: target.label for kind, target in targets.items()},
+    )
+    for _ in range(settings.cold_starts):
+        for kind, target in targets.items():
+            try:
+                record_start(scenario, kind, target.start())
+            finally:
+                target.stop()
+    return scenario
+
+
 def go_kes(allowed: bool, say) -> Path | None:
     if not allowed:
         return None
@@ -320,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="NAME=VALUE",
         help="environment for kes-flask (repeatable), e.g. KES_FLASK_THREADS=4",
+    )
+    parser.add_argument(
+        "--cold-only", action="store_true", help="only measure cold starts; print, write nothing"
     )
     parser.add_argument("--no-go", action="store_true", help="benchmark kes-flask alone")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory study")
@@ -352,6 +389,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         pki = PKI.create(tmp)
         config = config_yaml(pki, str(tmp / "keys"))
+        if args.cold_only:
+            for cores in (int(c) for c in args.cores.split(",") if c.strip()):
+                scenario = cold_starts(cores, tmp, pki, config, go_binary, settings)
+                scenarios.append(scenario)
+            print(cold_start_table(scenarios))
+            return 0
         for cores in (int(c) for c in args.cores.split(",") if c.strip()):
             say(f"{cores} core(s): " + ("kes-flask and Go KES" if go_binary else "kes-flask"))
             scenarios.append(
