@@ -363,7 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to write")
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="re-render a run saved with --json; no load"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        write_report(Report.from_dict(json.loads(args.render.read_text())), args)
+        return 0
     settings = Settings.from_args(args)
     settings.env = dict(item.split("=", 1) for item in args.env)
 
@@ -419,21 +425,27 @@ def main(argv: list[str] | None = None) -> int:
         memory=study,
         extras=extras,
     )
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=1))
+    write_report(report, args)
+    return 0
+
+
+def write_report(report: Report, args: argparse.Namespace) -> None:
+    """Print the tables; unless --no-write, write docs/benchmarks.md and its chart."""
     chart_path = args.doc.with_suffix(".png")
     text = render(report, chart_path.name)
     print()
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=1))
-    if not args.no_write:
-        drawn = chart(report, chart_path)
-        if not drawn:
-            text = render(report, None)
-            say("matplotlib not installed (pip install -e '.[bench]'): no chart")
-        existing = args.doc.read_text() if args.doc.exists() else None
-        args.doc.write_text(merge_document(existing, text, TITLE, INTRO))
-        say(f"wrote {args.doc}" + (f" and {chart_path}" if drawn else ""))
-    return 0
+    if args.no_write:
+        return
+    drawn = chart(report, chart_path)
+    if not drawn:
+        text = render(report, None)
+        print("matplotlib not installed (pip install -e '.[bench]'): no chart")
+    existing = args.doc.read_text() if args.doc.exists() else None
+    args.doc.write_text(merge_document(existing, text, TITLE, INTRO))
+    print(f"wrote {args.doc}" + (f" and {chart_path}" if drawn else ""))
 
 
 if __name__ == "__main__":
