@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tests.backends import BACKENDS
+from tests.backends.openbao import OpenBao, session_server
 from tests.interop import peers
 from tests.kes_server import PKI, KesServer, config_yaml
 
@@ -45,3 +46,9 @@ def start_server(tmp_path_factory: pytest.TempPathFactory, pki: PKI):
 def keystore_yaml(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A ``keystore:`` section for a fresh, empty store of every registered backend."""
     return BACKENDS[request.param](tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> OpenBao:
+    """The session's one real OpenBao server (shared with the ``vault-*`` backends)."""
+    return session_server(lambda: tmp_path_factory.mktemp("openbao"))

@@ -19,9 +19,7 @@ Backend = Callable[[pytest.TempPathFactory], str]
 BACKENDS: dict[str, Backend] = {
     "fs": fs.keystore,
     "vault-kv1": vault.kv1,
-    "vault-kv2": vault.kv2,
-    "vault-transit": vault.transit,
-    "vault-namespace": vault.namespace,
+    "vault-kv2": vault.kv2_transit_namespace,
     "azure": azure.keystore,
     "aws": aws.keystore,
     "gcp": gcp.keystore,

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
@@ -67,7 +67,7 @@ class Tenant:
     transit_key: str = ""
     policy: str = ""
     ping: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    auth_mount: str = "approle"
 
     def yaml(self, server: OpenBao, *, endpoint: str = "", auth: str | None = None) -> str:
         lines = [
@@ -84,8 +84,10 @@ class Tenant:
         if auth is not None:
             lines.extend("    " + line for line in auth.strip("\n").splitlines())
         else:
+            lines += ["    approle:"]
+            if self.auth_mount != "approle":
+                lines.append(f"      engine: {self.auth_mount}")
             lines += [
-                "    approle:",
                 f"      id: {self.role_id}",
                 f"      secret: {self.secret_id}",
             ]
@@ -236,6 +238,10 @@ log_level = "warn"
         response.raise_for_status()
         return response.json() if response.content else {}
 
+    def revoke_logins(self, tenant: Tenant) -> None:
+        """Revoke every token this tenant's AppRole mount ever issued, behind kes-flask's back."""
+        self._raw("PUT", f"sys/leases/revoke-prefix/auth/{tenant.auth_mount}/login")
+
     def seal(self) -> None:
         self._raw("PUT", "sys/seal")
 
@@ -290,35 +296,95 @@ log_level = "warn"
         period: str = "",
         cas_required: bool = False,
         mount_options: dict | None = None,
+        own_auth_mount: bool = False,
+        mount: str = "",
     ) -> Tenant:
         """A fresh K/V mount, a policy for it, an AppRole role and (optionally) a transit key."""
         tenant_id = f"t{next(self._ids)}"
         if namespace:
             self.namespace(namespace)
         client = self.root(namespace)
-        mount = f"kv-{tenant_id}"
         options = {"version": "2" if version == "v2" else "1", **(mount_options or {})}
-        client.sys.enable_secrets_engine("kv", path=mount, options=options)
+        if not mount:
+            mount = f"kv-{tenant_id}"
+            client.sys.enable_secrets_engine("kv", path=mount, options=options)
+        elif f"{mount}/" not in client.sys.list_mounted_secrets_engines()["data"]:
+            client.sys.enable_secrets_engine("kv", path=mount, options=options)  # shared by name
+        if version == "v2":
+            self._wait_for_kv2(client, mount)
         if cas_required:
             client.write_data(f"{mount}/config", data={"cas_required": True})
         tenant = Tenant(tenant_id, mount, version, namespace=namespace, prefix=prefix)
-        tenant.policy = capabilities if capabilities is not None else self.policy(tenant, transit)
+        if capabilities is not None:  # "{m}" stands for the mount
+            tenant.policy = capabilities.replace("{m}", mount)
+        else:
+            tenant.policy = self.policy(tenant, transit)
         client.sys.create_or_update_policy(f"kes-{tenant_id}", tenant.policy)
+        if own_auth_mount:  # so a test can revoke every token of this tenant only
+            tenant.auth_mount = f"approle-{tenant_id}"
+            client.sys.enable_auth_method("approle", path=tenant.auth_mount)
         role = {"token_policies": [f"kes-{tenant_id}"], "token_ttl": token_ttl}
         if token_max_ttl:
             role["token_max_ttl"] = token_max_ttl
         if period:
             role["token_period"] = period
-        client.auth.approle.create_or_update_approle(f"kes-{tenant_id}", **role)
-        tenant.role_id = client.auth.approle.read_role_id(f"kes-{tenant_id}")["data"]["role_id"]
-        tenant.secret_id = client.auth.approle.generate_secret_id(f"kes-{tenant_id}")["data"][
-            "secret_id"
+        approle, mount = client.auth.approle, tenant.auth_mount
+        approle.create_or_update_approle(f"kes-{tenant_id}", mount_point=mount, **role)
+        tenant.role_id = approle.read_role_id(f"kes-{tenant_id}", mount_point=mount)["data"][
+            "role_id"
         ]
+        tenant.secret_id = approle.generate_secret_id(f"kes-{tenant_id}", mount_point=mount)[
+            "data"
+        ]["secret_id"]
         self.secrets.update({tenant.role_id, tenant.secret_id})
         if transit:
             tenant.transit_key = f"kes-{tenant_id}"
             client.secrets.transit.create_key(tenant.transit_key, mount_point=self.transit_mount)
         return tenant
+
+    def kubernetes_auth(
+        self,
+        tenant: Tenant,
+        kubernetes_url: str,
+        kubernetes_ca: str,
+        namespace: str,
+        name: str,
+        jwt: str,
+        token_ttl: str = "1h",  # noqa: S107 - a duration, not a password
+    ) -> str:
+        """A kubernetes auth mount for ``tenant``; returns the ``kubernetes:`` YAML block."""
+        mount = f"kubernetes-{tenant.id}"
+        client = self.root(tenant.namespace)
+        client.sys.enable_auth_method("kubernetes", path=mount)
+        client.write_data(
+            f"auth/{mount}/config",
+            data={
+                "kubernetes_host": kubernetes_url,
+                "kubernetes_ca_cert": kubernetes_ca,
+                "disable_local_ca_jwt": True,
+            },
+        )
+        client.write_data(
+            f"auth/{mount}/role/kes",
+            data={
+                "bound_service_account_names": [name],
+                "bound_service_account_namespaces": [namespace],
+                "token_policies": [f"kes-{tenant.id}"],
+                "token_ttl": token_ttl,
+            },
+        )
+        return f"kubernetes:\n  engine: {mount}\n  role: kes\n  jwt: {jwt}\n"
+
+    @staticmethod
+    def _wait_for_kv2(client: hvac.Client, mount: str) -> None:
+        """A new K/V v2 mount upgrades itself for a moment; wait until it answers."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            reply = client.adapter.get(f"/v1/{mount}/config", raise_exception=False)
+            if isinstance(reply, dict):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"K/V v2 mount {mount} did not become ready")
 
     def policy(self, tenant: Tenant, transit: bool) -> str:
         """The least privilege kes-flask needs, as docs/keystores/vault.md shows it."""

@@ -1,4 +1,5 @@
-"""Vault K/V v1, v2, v2 + transit and v2 in a namespace, all on the session's one OpenBao."""
+"""Vault for the parametrized suites, all on the session's one OpenBao: plain K/V v1, and K/V v2
+with a prefix, in a namespace, transit-encrypted (each a fresh mount and AppRole role)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,6 @@ def kv1(tmp_path_factory: pytest.TempPathFactory) -> str:
     return bao.tenant("v1").yaml(bao)
 
 
-def kv2(tmp_path_factory: pytest.TempPathFactory) -> str:
+def kv2_transit_namespace(tmp_path_factory: pytest.TempPathFactory) -> str:
     bao = server(tmp_path_factory)
-    return bao.tenant("v2", prefix="tenant-1").yaml(bao)
-
-
-def transit(tmp_path_factory: pytest.TempPathFactory) -> str:
-    bao = server(tmp_path_factory)
-    return bao.tenant("v2", transit=True).yaml(bao)
-
-
-def namespace(tmp_path_factory: pytest.TempPathFactory) -> str:
-    bao = server(tmp_path_factory)
-    return bao.tenant("v2", namespace="tenant-ns", transit=True).yaml(bao)
+    return bao.tenant("v2", namespace="tenant-ns", prefix="tenant-1", transit=True).yaml(bao)

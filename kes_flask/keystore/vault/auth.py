@@ -27,7 +27,18 @@ MAX_DELAY = 30.0  # seconds between obtaining a token and using it (replication 
 SHORT_TTL = 30.0  # below this a token is not renewed but replaced by a new login
 RELOGIN_PAUSE = 3.0
 SEALED_PAUSE = 1.0
-FORCED_RELOGIN_SPACING = 2.0  # a token rejected by Vault is replaced at most this often
+FORCED_RELOGIN_SPACING = 2.0  # a token a forced re-login produced is not replaced sooner
+
+
+def name_os_thread(name: str) -> None:
+    """Show the calling thread as ``name`` in ``top -H`` and /proc (Linux; else nothing)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
 
 
 class LoginError(KeystoreError):
@@ -113,14 +124,18 @@ class TokenKeeper:
         namespace: str,
         sealed: Callable[[], bool],
         stop: threading.Event,
+        short_ttl: float = SHORT_TTL,
     ) -> None:
         self._login = login
+        self._short_ttl = short_ttl  # tests lower it to see renewals within seconds
         self._transport = transport
         self._namespace = namespace
         self._sealed = sealed
         self._stop = stop
         self._lock = threading.Lock()
+        self.logins = self.renewals = 0  # counted for tests and diagnostics
         self._session = login()  # at connect the first login must succeed
+        self._forced: Session | None = None  # the last session a rejected token forced
         self._thread: threading.Thread | None = None
 
     @property
@@ -148,10 +163,12 @@ class TokenKeeper:
             current = self._session
             if current.token != rejected:
                 return True
-            if time.monotonic() - current.obtained < FORCED_RELOGIN_SPACING:
-                return False
+            if current is self._forced and time.monotonic() - current.obtained < (
+                FORCED_RELOGIN_SPACING
+            ):
+                return False  # the token we just got is "rejected" too: do not loop on logins
             try:
-                self._session = self._login()
+                self._session = self._forced = self._login()
             except LoginError as err:
                 log.error("%s", err)
                 return False
@@ -179,13 +196,14 @@ class TokenKeeper:
         return self._stop.wait(max(0.0, seconds))
 
     def _renew_loop(self) -> None:
+        name_os_thread("kes-vault-token")
         ttl = self._session.ttl
         while not self._stop.is_set():
             if self._sealed():
                 if self._wait(SEALED_PAUSE):
                     return
                 continue
-            if ttl < SHORT_TTL:
+            if ttl < self._short_ttl:
                 new = self._try_login()
                 if new is not None:
                     ttl = new.ttl
@@ -218,7 +236,9 @@ class TokenKeeper:
 
     def _try_login(self) -> Session | None:
         try:
-            return self._login()
+            session = self._login()
+            self.logins += 1
+            return session
         except LoginError as err:
             log.error("%s (retrying in %gs)", err, RELOGIN_PAUSE)
             return None
@@ -239,6 +259,7 @@ class TokenKeeper:
                 continue
             auth = (reply.body or {}).get("auth") or {}
             if reply.ok and auth.get("client_token"):
+                self.renewals += 1
                 return Session(
                     auth["client_token"],
                     float(auth.get("lease_duration") or 0),

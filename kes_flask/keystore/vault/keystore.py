@@ -24,7 +24,7 @@ from kes_flask.keystore.base import (
     KeystoreUnreachableError,
     paginate,
 )
-from kes_flask.keystore.vault.auth import Login, TokenKeeper
+from kes_flask.keystore.vault.auth import SHORT_TTL, Login, TokenKeeper, name_os_thread
 from kes_flask.keystore.vault.transport import (
     HEALTH_PARAMS,
     HEALTH_PATH,
@@ -43,6 +43,10 @@ class SealedError(KeystoreError):
     pass
 
 
+class PermissionDeniedError(KeystoreError):
+    pass
+
+
 def clean(*parts: str) -> str:
     """Join path parts like Go's ``path.Join`` + URL cleaning, without leading/trailing '/'."""
     joined = "/".join(part.strip("/") for part in parts if part.strip("/"))
@@ -52,7 +56,8 @@ def clean(*parts: str) -> str:
 
 
 class VaultKeystore:
-    def __init__(self, config: VaultKeystoreConfig) -> None:
+    def __init__(self, config: VaultKeystoreConfig, *, short_ttl: float = SHORT_TTL) -> None:
+        """Connect and log in; ``short_ttl`` (tests only) lowers the 30 s re-login threshold."""
         if config.version not in ("v1", "v2"):
             raise KeystoreError(f"vault: invalid engine API version '{config.version}'")
         self.config = config
@@ -74,6 +79,7 @@ class VaultKeystore:
                 self.namespace,
                 lambda: self._sealed,
                 self._stop,
+                short_ttl,
             )
         except BaseException:
             self._transport.close()
@@ -101,6 +107,7 @@ class VaultKeystore:
 
     def _probe_loop(self) -> None:
         """Every ``status.ping``: remember whether Vault is sealed (kept on errors)."""
+        name_os_thread("kes-vault-probe")
         while True:
             try:
                 reply = self._health()
@@ -167,7 +174,7 @@ class VaultKeystore:
                 if not self._tokens.relogin_if_current(token):
                     break
         if reply.status == 403:
-            raise KeystoreError(
+            raise PermissionDeniedError(
                 f"vault: permission denied on {path}: the policy needs '{capability}'"
             )
         return reply
@@ -192,7 +199,14 @@ class VaultKeystore:
             stored = self._encrypt(path, value)
         data = {name: stored}
         body = {"options": {"cas": 0}, "data": data} if self.v2 else data
-        reply = self._call("PUT", path, "create", body=body)
+        try:
+            reply = self._call("PUT", path, "create", body=body)
+        except PermissionDeniedError:
+            # Without 'update' in the policy Vault refuses to overwrite an entry another node
+            # created since our check (before the v2 CAS check): a lost race, not a failure.
+            if self._exists_now(name, path):
+                raise KeyExistsError(name) from None
+            raise
         if reply.status in (200, 204):
             return
         if self.v2 and reply.status == 400 and any(CAS_MISMATCH in e for e in reply.errors):
@@ -202,6 +216,16 @@ class VaultKeystore:
         raise KeystoreError(
             f"vault: failed to create '{path}': unexpected answer HTTP {reply.status}"
         )
+
+    def _exists_now(self, name: str, path: str) -> bool:
+        try:
+            reply = self._call("GET", path, "read")
+        except KeystoreError:
+            return False
+        data = (reply.body or {}).get("data")
+        if self.v2 and isinstance(data, dict):
+            data = data.get("data")
+        return reply.ok and isinstance(data, dict) and name in data
 
     def _raise_if_exists(self, name: str, path: str, reply: Reply) -> None:
         data = (reply.body or {}).get("data")
@@ -288,7 +312,8 @@ class VaultKeystore:
             raise KeystoreError(f"vault: health check failed: {reply.reason()}")
         if reply.body.get("initialized") is False:
             raise KeystoreUnreachableError("vault: not initialized")
-        if reply.body.get("sealed"):
+        self._sealed = bool(reply.body.get("sealed"))  # fresher than the last ping
+        if self._sealed:
             raise KeystoreUnreachableError("vault: key store is sealed")
         return latency
 
