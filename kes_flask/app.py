@@ -23,8 +23,10 @@ from kes_flask.keystore import open_keystore
 from kes_flask.keystore.base import Keystore
 from kes_flask.keystore.cache import KeyCache, LocalGeneration, SharedGeneration
 from kes_flask.runtime import EXTENSION, Runtime
-from kes_flask.telemetry.logs import AuditLog, LogHub, configure_error_log
+from kes_flask.telemetry.logs import AuditLog, configure_error_log, hubs
 from kes_flask.telemetry.metrics import Metrics
+from kes_flask.telemetry.shared import SharedTelemetry
+from kes_flask.telemetry.streams import LogStreams
 
 log = logging.getLogger("kes_flask.api")
 
@@ -40,8 +42,12 @@ def create_app(
     start_background_tasks: bool = True,
     audit_stream: IO[str] | None = None,
     error_stream: IO[str] | None = None,
+    telemetry: SharedTelemetry | None = None,
+    log_format: str = "text",
 ) -> Flask:
-    """Build the app. ``started`` is the server's start (kept across worker restarts)."""
+    """Build the app. ``started`` is the server's start (kept across worker restarts);
+    ``telemetry`` is the memory the gunicorn master shares with its workers (bound to this
+    worker's slot), or None for a single process."""
     app = Flask("kes_flask")
     app.url_map.merge_slashes = False  # unclean paths are redirected by the middleware
     for blueprint in (system.bp, keys.bp, policy.bp, identity.bp, logs.bp):
@@ -49,28 +55,54 @@ def create_app(
     middleware.install(app)
     _install_error_handlers(app)
 
-    error_hub, audit_hub = LogHub(), LogHub()
-    configure_error_log(config.log.error, error_hub, error_stream)
+    if telemetry is None:
+        telemetry = SharedTelemetry()
+    if not telemetry.bound:
+        telemetry.bind_alone()
+    streams = LogStreams(telemetry)
+    error_hub, audit_hub = hubs(streams)
+    configure_error_log(config.log.error, error_hub, error_stream, log_format)
     stopping = threading.Event()  # set by the worker on exit; stops every background task
     store = keystore or open_keystore(config.keystore)
     cache = KeyCache(store, config.cache, generation, stop=stopping)
     if start_background_tasks:
         cache.start()
-    app.extensions[EXTENSION] = Runtime(
+    metrics = Metrics(telemetry, started_monotonic)
+    rt = app.extensions[EXTENSION] = Runtime(
         config=config,
         routes=configure_routes(config.api),
         policies=PolicySet.from_config(config),
         keys=cache,
         identify=identify,
-        metrics=Metrics(started_monotonic),
-        audit=AuditLog(config.log.audit, audit_hub, audit_stream),
+        metrics=metrics,
+        audit=AuditLog(
+            config.log.audit,
+            audit_hub,
+            audit_stream,
+            everything=config.log.audit_all,
+            form=log_format,
+        ),
         audit_hub=audit_hub,
         error_hub=error_hub,
         started=started or Timestamp.now(),
         started_monotonic=started_monotonic if started_monotonic is not None else time.monotonic(),
         stopping=stopping,
     )
+    if start_background_tasks:
+        threading.Thread(
+            target=_publish_gauges, args=(metrics, rt.stopping), name="kes-gauges", daemon=True
+        ).start()
     return app
+
+
+GAUGE_INTERVAL = 5.0
+
+
+def _publish_gauges(metrics: Metrics, stopping: threading.Event) -> None:
+    """Keep this worker's share of the process-local gauges fresh for scrapes on other workers."""
+    metrics.publish_gauges()
+    while not stopping.wait(GAUGE_INTERVAL):
+        metrics.publish_gauges()
 
 
 def _install_error_handlers(app: Flask) -> None:

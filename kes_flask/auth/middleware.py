@@ -2,6 +2,7 @@
 
 The order is the one clients observe from Go KES (api.md §1.3): a wrong method is 405 even for
 strangers; a forbidden identity gets 403 before its input is validated or a key is looked up.
+Every response carries the request's id (``X-Request-Id``), which also tags its log lines.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from flask import Flask, Response, g, request
 from kes_flask.api.errors import NOT_ALLOWED, KesError, redirect_response
 from kes_flask.api.routes import Auth, Route
 from kes_flask.runtime import runtime
+from kes_flask.telemetry.logs import REQUEST_ID
+from kes_flask.telemetry.requests import REQUEST_ID_HEADER, request_id
+
+# Key routes whose successful outcome keys.py audits already (Go KES's three events).
+_AUDITED = {"keys.create", "keys.import_key", "keys.delete"}
 
 
 def clean_path(path: str) -> str:
@@ -39,6 +45,8 @@ def resource_of(route: Route, path: str) -> str:
 
 def before_request() -> Response | None:
     g.received_ns = time.perf_counter_ns()
+    g.request_id = request_id(request.environ.get("HTTP_X_REQUEST_ID"))
+    REQUEST_ID.set(g.request_id)
     path = request.path
     cleaned = clean_path(path)
     if cleaned != path:
@@ -72,11 +80,47 @@ def before_request() -> Response | None:
 
 def after_request(response: Response) -> Response:
     started = g.pop("started", None)
+    rt = runtime()
     if started is not None:
-        runtime().metrics.request_finished(response.status_code, time.perf_counter() - started)
+        rt.metrics.request_finished(response.status_code, time.perf_counter() - started)
+    if rt.audit.everything:
+        _audit_everything(response.status_code)
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id") or request_id(None)
     return response
+
+
+def _audit_everything(status: int) -> None:
+    """``log.audit: all``: every request to a key route and every denied request."""
+    route: Route | None = g.get("route")
+    endpoint = route.endpoint if route is not None else ""
+    if status in (401, 403):
+        message = "request denied"
+    elif endpoint.startswith("keys."):
+        if endpoint in _AUDITED and status == 200:
+            return
+        operation = endpoint.removeprefix("keys.").removesuffix("_key").removesuffix("_keys")
+        resource = resource_of(route, request.path) if route is not None else ""
+        message = f"secret key '{resource}' used: {operation}"
+        if status != 200:
+            message += " (failed)"
+    else:
+        return
+    runtime().audit.record(
+        message,
+        method=request.method,
+        path=request.path,
+        ip=request.remote_addr or "",
+        identity=g.get("identity", ""),
+        code=status,
+        elapsed_ns=time.perf_counter_ns() - g.get("received_ns", time.perf_counter_ns()),
+    )
+
+
+def teardown_request(_exc: BaseException | None) -> None:
+    REQUEST_ID.set("")
 
 
 def install(app: Flask) -> None:
     app.before_request(before_request)
     app.after_request(after_request)
+    app.teardown_request(teardown_request)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-
 import click
 
 from kes_flask.config.errors import ConfigError
 from kes_flask.server import hardening
 from kes_flask.server.address import check_available
 from kes_flask.server.banner import banner
+from kes_flask.server.console import configure_console
 from kes_flask.server.gunicorn_app import (
     DEFAULT_THREADS,
     DEFAULT_WORKERS,
@@ -19,6 +17,7 @@ from kes_flask.server.gunicorn_app import (
 )
 from kes_flask.server.hardening import MemoryLock
 from kes_flask.server.startup import prepare
+from kes_flask.telemetry.logs import FORMATS
 
 _DEPRECATED = {
     "key": "Specify the private key in the config file",
@@ -61,6 +60,14 @@ def _warn_deprecated(flag: str) -> None:
     envvar="KES_FLASK_THREADS",
     help="Request threads per worker [env: KES_FLASK_THREADS].",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    envvar="KES_FLASK_LOG_FORMAT",
+    help="Console log lines: Go slog text or one JSON object per line [env: KES_FLASK_LOG_FORMAT].",
+)
 @click.option("--mlock", is_flag=True, help="Lock all memory (mlockall) so keys never reach swap.")
 @click.option("--key", hidden=True, help="Deprecated, ignored.")
 @click.option("--cert", hidden=True, help="Deprecated, ignored.")
@@ -71,6 +78,7 @@ def server(
     dev: bool,
     workers: int,
     threads: int,
+    log_format: str,
     mlock: bool,
     key: str | None,
     cert: str | None,
@@ -80,22 +88,24 @@ def server(
     for flag, value in (("key", key), ("cert", cert), ("auth", auth)):
         if value is not None:
             _warn_deprecated(flag)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    configure_console(log_format)
     hardening.disable_core_dumps()
     if dev:
         if config_path:
             raise click.ClickException("'--config' flag is not supported in development mode")
-        _run_dev(addr, workers, threads, MemoryLock.choose(mlock, None))
+        _run_dev(addr, workers, threads, MemoryLock.choose(mlock, None), log_format)
         return
     if not config_path:
         raise click.ClickException(
             "no config file: the '--config FILE' option is missing or empty. "
             "For a throwaway development server run 'kes-flask server --dev'"
         )
-    _run(config_path, addr, workers, threads, mlock)
+    _run(config_path, addr, workers, threads, mlock, log_format)
 
 
-def _run(config_path: str, addr: str, workers: int, threads: int, mlock_flag: bool) -> None:
+def _run(
+    config_path: str, addr: str, workers: int, threads: int, mlock_flag: bool, log_format: str
+) -> None:
     from kes_flask.config.loader import load_config
 
     config = load_config(config_path)
@@ -111,11 +121,12 @@ def _run(config_path: str, addr: str, workers: int, threads: int, mlock_flag: bo
         mlock=hardening.worker_mode(locked),
         banner=lambda s: banner(s.config, s.keystore_description, s.host, s.port, mlock=locked),
         reload_state=lambda: prepare(load_config(config_path), addr),
+        log_format=log_format,
     )
     KesApplication(state, options).run()
 
 
-def _run_dev(addr: str, workers: int, threads: int, mode: MemoryLock) -> None:
+def _run_dev(addr: str, workers: int, threads: int, mode: MemoryLock, log_format: str) -> None:
     from kes_flask.server.address import parse_listen_address
     from kes_flask.server.dev import DEV_ADDRESS, create_dev_environment
 
@@ -148,5 +159,6 @@ def _run_dev(addr: str, workers: int, threads: int, mode: MemoryLock) -> None:
             hints=hints,
         ),
         on_exit=env.remove,
+        log_format=log_format,
     )
     KesApplication(state, options).run()

@@ -18,6 +18,7 @@ LEVEL_INFO = 0
 LEVEL_WARN = 4
 LEVEL_ERROR = 8
 LEVEL_OFF = LEVEL_ERROR + 1
+AUDIT_ALL = "all"  # ``log.audit: all`` (kes-flask extension; Go KES rejects the value)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class CacheConfig:
 class LogConfig:
     error: int = LEVEL_INFO
     audit: int = LEVEL_INFO
+    audit_all: bool = False  # ``log.audit: all``: also every key use and every denied request
 
 
 @dataclass(frozen=True)

@@ -98,7 +98,8 @@ class LogSchema(ConfigSchema):
     )
     audit = String(
         "Minimum level of the audit log on stdout (events are INFO): any level above INFO, "
-        "e.g. 'off', turns it off.",
+        "e.g. 'off', turns it off; 'all' (kes-flask only) also audits every use of a key and "
+        "every denied request.",
         default="info",
     )
 

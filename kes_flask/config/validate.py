@@ -15,7 +15,16 @@ from .duration import format_duration
 from .errors import ConfigError
 from .keystores import build_keystore
 from .levels import parse_log_level
-from .model import APIOverride, CacheConfig, LogConfig, PolicyConfig, ServerConfig, TLSConfig
+from .model import (
+    AUDIT_ALL,
+    LEVEL_INFO,
+    APIOverride,
+    CacheConfig,
+    LogConfig,
+    PolicyConfig,
+    ServerConfig,
+    TLSConfig,
+)
 from .unknown import MIGRATE_HINT
 
 # The API's key-name rule (config.md §4.8); names failing it only earn a warning.
@@ -120,8 +129,12 @@ def build_config(
     tls = _tls(data["tls"], admin)
     policies = _policies(data["policy"], admin, tls.proxy_identities)
     cache = _cache(data["cache"]["expiry"])
+    audit = data["log"]["audit"]
+    audit_all = audit.strip().lower() == AUDIT_ALL
     log = LogConfig(
-        error=parse_log_level(data["log"]["error"]), audit=parse_log_level(data["log"]["audit"])
+        error=parse_log_level(data["log"]["error"]),
+        audit=LEVEL_INFO if audit_all else parse_log_level(audit),
+        audit_all=audit_all,
     )
     api = _api(data["api"])
     keys = _keys(data["keys"], source, warnings)

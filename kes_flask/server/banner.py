@@ -64,7 +64,8 @@ def banner(
     lines.append(row("Admin", admin if _is_identity(admin) else "<disabled>"))
     lines.append(row("Logs", f"error=stderr level={slog_level_name(config.log.error)}"))
     if config.log.audit <= 0:
-        lines.append(row("", f"audit=stdout level={slog_level_name(config.log.audit)}"))
+        level = "all" if config.log.audit_all else slog_level_name(config.log.audit)
+        lines.append(row("", f"audit=stdout level={level}"))
     if mlock:
         lines.append(row("MLock", "enabled"))
     lines.append("")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,9 +23,11 @@ from kes_flask.crypto import Timestamp
 from kes_flask.keystore.cache import SharedGeneration
 from kes_flask.server.address import gunicorn_bind
 from kes_flask.server.banner import READY_LINE, RELOADED_LINE
+from kes_flask.server.console import KesLogger
 from kes_flask.server.hardening import MemoryLock
 from kes_flask.server.startup import ServerState
 from kes_flask.server.worker import KesWorker
+from kes_flask.telemetry.shared import SharedTelemetry, slot_count
 
 log = logging.getLogger("kes_flask.server")
 
@@ -44,6 +45,7 @@ class ServerOptions:
     banner: Callable[[ServerState], str] | None = None
     reload_state: Callable[[], ServerState] | None = None  # None: SIGHUP reloading disabled
     on_exit: Callable[[], None] | None = None
+    log_format: str = "text"  # "text" (Go slog) or "json", for every console line
 
 
 class KesArbiter(Arbiter):
@@ -52,18 +54,23 @@ class KesArbiter(Arbiter):
         if app.options.reload_state is None:
             self.log.info("SIGHUP ignored: configuration reloading is disabled in development mode")
             return
-        print("SIGHUP signal received. Reloading configuration...", file=sys.stderr, flush=True)
+        log.info("SIGHUP signal received. Reloading configuration...")
         try:
             app.pending = app.options.reload_state()
         except ConfigError as err:
-            print(f"Failed to reload server config: {err}", file=sys.stderr, flush=True)
+            log.error("Failed to reload server config: %s", err)
             return
         except Exception as err:  # a reload must never take the master down
             self.log.exception("Failed to reload server config")
-            print(f"Failed to reload server config: {err}", file=sys.stderr, flush=True)
+            log.error("Failed to reload server config: %s", err)
             return
         super().handle_hup()
         app.announce(RELOADED_LINE)
+
+    def stop(self, graceful: bool = True) -> None:
+        # Tell the workers' log streams that this is the end, not a reload: they end at once.
+        self.app.telemetry.mark_shutdown()  # type: ignore[attr-defined]
+        super().stop(graceful)
 
 
 class KesApplication(BaseApplication):
@@ -72,6 +79,9 @@ class KesApplication(BaseApplication):
         self.pending: ServerState | None = None
         self.options = options
         self.generation = SharedGeneration()  # before fork: shared by every worker
+        # Metrics and log streams of all workers; owned by the master, so they survive
+        # worker crashes, respawns and SIGHUP reloads.
+        self.telemetry = SharedTelemetry(slot_count(options.workers))
         self.started = Timestamp.now()
         self.started_monotonic = time.monotonic()
         super().__init__()
@@ -100,10 +110,33 @@ class KesApplication(BaseApplication):
             "accesslog": None,
             "preload_app": False,
             "when_ready": lambda _arbiter: self.announce(READY_LINE),
+            "logger_class": KesLogger,
+            "pre_fork": self._pre_fork,
+            "post_fork": self._post_fork,
+            "child_exit": self._child_exit,
         }
         for name, value in settings.items():
             self.cfg.set(name, value)
         self.cfg.kes_mlock = options.mlock  # type: ignore[attr-defined]
+        self.cfg.kes_log_format = options.log_format  # type: ignore[attr-defined]
+
+    # Telemetry slots: the master picks a free one before each fork (the worker inherits
+    # the choice), the worker claims it, and the master frees it when it reaps the worker.
+    def _pre_fork(self, arbiter: Arbiter, worker) -> None:
+        taken = [getattr(w, "kes_slot", None) for w in arbiter.WORKERS.values()]
+        worker.kes_slot = self.telemetry.assign(taken)
+        if worker.kes_slot is None:
+            log.error(
+                "more than %d worker processes: metrics of the extra ones are not counted",
+                self.telemetry.slots,
+            )
+
+    def _post_fork(self, _arbiter: Arbiter, worker) -> None:
+        if worker.kes_slot is not None:
+            self.telemetry.bind(worker.kes_slot)
+
+    def _child_exit(self, _arbiter: Arbiter, worker) -> None:
+        self.telemetry.release(getattr(worker, "kes_slot", None))
 
     def announce(self, line: str) -> None:
         if self.options.banner is not None:
@@ -116,6 +149,8 @@ class KesApplication(BaseApplication):
             generation=self.generation,
             started=self.started,
             started_monotonic=self.started_monotonic,
+            telemetry=self.telemetry if self.telemetry.bound else None,
+            log_format=self.options.log_format,
         )
 
     def run(self) -> None:

@@ -1,27 +1,33 @@
 """Error and audit logs: console output plus live fan-out to ``/v1/log/*`` subscribers.
 
 Console lines use Go slog's text format (api.md §11.5) so log pipelines built for Go KES keep
-parsing them. Only events that happen while a subscriber is connected reach it; there is no
-history. A slow subscriber never blocks a request: its queue is bounded and events beyond it
-are dropped for that subscriber.
+parsing them, or one JSON object per line (``--log-format json``). Stream events always carry
+the text form. Only events that happen while a subscriber is connected reach it; there is no
+history. Delivery across workers and the bounds that keep a slow subscriber from ever blocking
+a request live in ``streams.py``. Every line logged while a request is handled carries its
+request id (``req.id``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import queue
 import sys
 import threading
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from kes_flask.config.model import LEVEL_INFO
+from kes_flask.telemetry.streams import AUDIT, ERROR, LogStreams, Subscription
 
 LOGGER_NAME = "kes_flask"
-SUBSCRIBER_QUEUE_SIZE = 4096
+FORMATS = ("text", "json")
+
+# The id of the request this thread (or task) is handling; "" outside requests.
+REQUEST_ID: ContextVar[str] = ContextVar("kes_flask_request_id", default="")
 _HANDLER_TAG = "_kes_flask_handler"
 
 
@@ -55,59 +61,55 @@ def slog_line(level: str, message: str, attrs: Mapping[str, Any], when: float | 
     return " ".join(parts)
 
 
-class Subscription:
-    def __init__(self, hub: LogHub) -> None:
-        self._hub = hub
-        self._queue: queue.Queue[str] = queue.Queue(SUBSCRIBER_QUEUE_SIZE)
+def json_line(level: str, message: str, attrs: Mapping[str, Any], when: float | None = None) -> str:
+    """The same record as one JSON object (Go slog's JSONHandler field names)."""
+    stamp = datetime.fromtimestamp(when or time.time(), timezone.utc)
+    record = {
+        "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": level,
+        "msg": message,
+    }
+    record.update(attrs)
+    return json.dumps(record, separators=(",", ":"), default=str)
 
-    def offer(self, line: str) -> None:
-        try:
-            self._queue.put_nowait(line)
-        except queue.Full:
-            pass
 
-    def next(self, timeout: float) -> str | None:
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def close(self) -> None:
-        self._hub.unsubscribe(self)
+def console_line(
+    form: str, level: str, message: str, attrs: Mapping[str, Any], when: float | None = None
+) -> str:
+    return (json_line if form == "json" else slog_line)(level, message, attrs, when)
 
 
 class LogHub:
-    """Fan-out of one event stream to any number of live subscribers."""
+    """One stream (audit or error) of the server-wide ``LogStreams``."""
 
-    def __init__(self) -> None:
-        self._subscribers: set[Subscription] = set()
-        self._lock = threading.Lock()
+    def __init__(self, streams: LogStreams, kind: int) -> None:
+        self.streams = streams
+        self.kind = kind
 
     def subscribe(self) -> Subscription:
-        subscription = Subscription(self)
-        with self._lock:
-            self._subscribers.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        with self._lock:
-            self._subscribers.discard(subscription)
+        return self.streams.subscribe(self.kind)
 
     @property
     def active(self) -> bool:
-        return bool(self._subscribers)
+        return self.streams.active(self.kind)
 
     def publish(self, line: str) -> None:
-        if not self._subscribers:
-            return
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for subscription in subscribers:
-            subscription.offer(line)
+        if self.active:
+            self.streams.publish(self.kind, line)
+
+
+def hubs(streams: LogStreams) -> tuple[LogHub, LogHub]:
+    """The (error, audit) hubs."""
+    return LogHub(streams, ERROR), LogHub(streams, AUDIT)
 
 
 class SlogFormatter(logging.Formatter):
-    """Renders records as slog text; request attributes arrive in ``extra={"attrs": {...}}``."""
+    """Renders records as slog text (or JSON); request attributes arrive in
+    ``extra={"attrs": {...}}``, the current request's id is added as ``req.id``."""
+
+    def __init__(self, form: str = "text") -> None:
+        super().__init__()
+        self.form = form
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -115,7 +117,11 @@ class SlogFormatter(logging.Formatter):
             message = f"{message}: {record.exc_info[1]}"
         level = logging.getLevelName(record.levelno)
         level = {"WARNING": "WARN", "CRITICAL": "ERROR"}.get(level, level)
-        return slog_line(level, message, getattr(record, "attrs", {}), record.created)
+        attrs = getattr(record, "attrs", {})
+        request_id = REQUEST_ID.get()
+        if request_id and "req.id" not in attrs:
+            attrs = {**attrs, "req.id": request_id}
+        return console_line(self.form, level, message, attrs, record.created)
 
 
 class _HubHandler(logging.Handler):
@@ -128,17 +134,22 @@ class _HubHandler(logging.Handler):
             self.hub.publish(json.dumps({"message": self.format(record)}))
 
 
-def configure_error_log(level: int, hub: LogHub, stream: IO[str] | None = None) -> logging.Logger:
-    """Route the ``kes_flask`` logger to stderr and the error hub at the configured level."""
+def configure_error_log(
+    level: int, hub: LogHub | None, stream: IO[str] | None = None, form: str = "text"
+) -> logging.Logger:
+    """Route the ``kes_flask`` logger to stderr (and the error hub) at the configured level."""
     logger = logging.getLogger(LOGGER_NAME)
     for handler in [h for h in logger.handlers if getattr(h, _HANDLER_TAG, False)]:
         logger.removeHandler(handler)
-    formatter = SlogFormatter()
     console = logging.StreamHandler(stream or sys.stderr)
-    hub_handler = _HubHandler(hub)
-    for handler in (console, hub_handler):
+    console.setFormatter(SlogFormatter(form))
+    handlers: list[logging.Handler] = [console]
+    if hub is not None:
+        hub_handler = _HubHandler(hub)
+        hub_handler.setFormatter(SlogFormatter())  # stream events are always slog text
+        handlers.append(hub_handler)
+    for handler in handlers:
         setattr(handler, _HANDLER_TAG, True)
-        handler.setFormatter(formatter)
         logger.addHandler(handler)
     logger.setLevel(python_level(level))
     logger.propagate = False
@@ -146,16 +157,22 @@ def configure_error_log(level: int, hub: LogHub, stream: IO[str] | None = None) 
 
 
 class AuditLog:
-    """Audit events for key creation, import and deletion (api.md §11.1-§11.2)."""
+    """Audit events (api.md §11.1-§11.2): key creation, import and deletion, as Go KES; with
+    ``log.audit: all`` also every other use of a key and every denied request."""
 
     def __init__(
         self,
         level: int,
         hub: LogHub,
         stream: IO[str] | None = None,
+        *,
+        everything: bool = False,
+        form: str = "text",
     ) -> None:
         self.enabled = level <= LEVEL_INFO
+        self.everything = self.enabled and everything
         self.hub = hub
+        self.form = form
         self._stream = stream or sys.stdout
         self._lock = threading.Lock()
 
@@ -173,15 +190,19 @@ class AuditLog:
         if not self.enabled:
             return
         now = time.time()
+        request_id = REQUEST_ID.get()
         attrs = {
             "req.method": method,
             "req.path": path,
             "req.ip": ip,
             "req.identity": identity or "<unknown>",
+            "req.id": request_id,
             "res.code": code,
             "res.time": f"{elapsed_ns / 1e6:.1f}ms",
         }
-        line = slog_line("INFO", message, attrs, now)
+        if not request_id:
+            del attrs["req.id"]
+        line = console_line(self.form, "INFO", message, attrs, now)
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
@@ -190,6 +211,8 @@ class AuditLog:
             request["path"] = path
             if identity:
                 request["identity"] = identity
+            if request_id:
+                request["id"] = request_id  # an extra field: Go clients ignore it
             stamp = datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z")
             event = {
                 "time": stamp,

@@ -1,17 +1,32 @@
-"""Request metrics in the Prometheus text format that kms-go's ``Metrics()`` parses.
+"""Request metrics of the whole server in the Prometheus text format kms-go's ``Metrics()`` parses.
 
 Rendered by hand (api.md §10.3): counters without ``_total``/``_created`` and only the 14 KES
-families, because the client rejects unknown families with more than one series.
+families, because the client rejects unknown families with more than one series (that rules
+out prometheus_client's formatter, and its multiprocess mode writes one mmap file per process
+and metric that a scrape must open and parse). Every worker records into its own slot of
+``SharedTelemetry``; a scrape on any worker sums all slots, so every worker reports the same
+totals (docs/observability.md).
 """
 
 from __future__ import annotations
 
-import gc
 import sys
 import threading
 import time
+from bisect import bisect_left
 
 from kes_flask.telemetry import system
+from kes_flask.telemetry.shared import (
+    F_ACTIVE,
+    F_AUDIT_EVENTS,
+    F_BUCKETS,
+    F_CODES,
+    F_ERROR_EVENTS,
+    F_HEAP_OBJECTS,
+    F_PID,
+    F_SUM_NS,
+    SharedTelemetry,
+)
 
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 3.0, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"
@@ -52,60 +67,79 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+_CLASSES = (("success", 200, 400), ("error", 400, 500), ("failure", 500, 600))
+_EVENT_FIELD = {"audit": F_AUDIT_EVENTS, "error": F_ERROR_EVENTS}
+
+
 class Metrics:
-    def __init__(self, started: float | None = None) -> None:
+    """This worker's writer into its slot, and the renderer of the server's totals.
+
+    ``request_started``/``request_finished`` are the whole per-request cost (measured in
+    ``bench/metrics_cost.py``); a fast path outside Flask calls the same two methods.
+    """
+
+    def __init__(self, shared: SharedTelemetry, started: float | None = None) -> None:
         self.started = started if started is not None else time.monotonic()
-        self._lock = threading.Lock()
-        self._by_class: dict[str, dict[int, int]] = {"success": {}, "error": {}, "failure": {}}
-        self._active = 0
-        self._buckets = [0] * len(BUCKETS)
-        self._sum = 0.0
-        self._count = 0
-        self._events = {"audit": 0, "error": 0}
+        self.shared = shared
+        self._fields = shared.fields
+        self._base = shared.base
+        self._lock = shared.lock
 
     def request_started(self) -> None:
+        index = self._base + F_ACTIVE
         with self._lock:
-            self._active += 1
+            self._fields[index] += 1
 
     def request_finished(self, status: int, seconds: float) -> None:
-        kind = "success" if status < 400 else "error" if status < 500 else "failure"
+        base, fields = self._base, self._fields
+        code = base + F_CODES + (status - 100 if 100 <= status < 600 else 499)
+        bucket = base + F_BUCKETS + bisect_left(BUCKETS, seconds)
         with self._lock:
-            self._active -= 1
-            counter = self._by_class[kind]
-            counter[status] = counter.get(status, 0) + 1
-            for index, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    self._buckets[index] += 1
-            self._sum += seconds
-            self._count += 1
+            fields[base + F_ACTIVE] -= 1
+            fields[code] += 1
+            fields[bucket] += 1
+            fields[base + F_SUM_NS] += int(seconds * 1e9)
 
     def log_event_written(self, stream: str) -> None:
+        index = self._base + _EVENT_FIELD[stream]
         with self._lock:
-            self._events[stream] += 1
+            self._fields[index] += 1
+
+    def publish_gauges(self) -> None:
+        """Refresh this worker's share of the gauges only it can measure."""
+        self._fields[self._base + F_HEAP_OBJECTS] = sys.getallocatedblocks()
 
     def render(self) -> str:
-        with self._lock:
-            by_class = {kind: dict(codes) for kind, codes in self._by_class.items()}
-            active, buckets = self._active, list(self._buckets)
-            total, count, events = self._sum, self._count, dict(self._events)
-        heap, stack = system.memory_usage()
+        self.publish_gauges()
+        rows = self.shared.rows()
+        totals = [sum(column) for column in zip(*rows, strict=True)]
+        pids = [self.shared.master_pid] + [row[F_PID] for row in rows if row[F_PID]]
+        processes = system.process_figures(dict.fromkeys(pids))
         families: dict[str, tuple[str, list[str]]] = {
-            "kes_http_request_active": ("gauge", [f"kes_http_request_active {active}"]),
-            "kes_log_audit_events": ("counter", [f"kes_log_audit_events {events['audit']}"]),
-            "kes_log_error_events": ("counter", [f"kes_log_error_events {events['error']}"]),
+            "kes_http_request_active": (
+                "gauge",
+                [f"kes_http_request_active {max(0, totals[F_ACTIVE])}"],
+            ),
+            "kes_log_audit_events": ("counter", [f"kes_log_audit_events {totals[F_AUDIT_EVENTS]}"]),
+            "kes_log_error_events": ("counter", [f"kes_log_error_events {totals[F_ERROR_EVENTS]}"]),
         }
-        for kind, codes in by_class.items():
-            if codes:
-                name = f"kes_http_request_{kind}"
-                lines = [f'{name}{{code="{code}"}} {n}' for code, n in sorted(codes.items())]
-                families[name] = ("counter", lines)
-        histogram = [
-            f'kes_http_response_time_bucket{{le="{_number(bound)}"}} {n}'
-            for bound, n in zip(BUCKETS, buckets, strict=True)
-        ]
+        for kind, low, high in _CLASSES:
+            lines = [
+                f'kes_http_request_{kind}{{code="{code}"}} {totals[F_CODES + code - 100]}'
+                for code in range(low, high)
+                if totals[F_CODES + code - 100]
+            ]
+            if lines:
+                families[f"kes_http_request_{kind}"] = ("counter", lines)
+        counts = totals[F_BUCKETS : F_BUCKETS + len(BUCKETS) + 1]
+        count = sum(counts)
+        histogram, cumulative = [], 0
+        for bound, n in zip(BUCKETS, counts, strict=False):
+            cumulative += n
+            histogram.append(f'kes_http_response_time_bucket{{le="{_number(bound)}"}} {cumulative}')
         histogram += [
             f'kes_http_response_time_bucket{{le="+Inf"}} {count}',
-            f"kes_http_response_time_sum {_number(total)}",
+            f"kes_http_response_time_sum {_number(totals[F_SUM_NS] / 1e9)}",
             f"kes_http_response_time_count {count}",
         ]
         families["kes_http_response_time"] = ("histogram", histogram)
@@ -114,10 +148,10 @@ class Metrics:
             ("kes_system_up_time", uptime),
             ("kes_system_num_cpu", system.cpu_count()),
             ("kes_system_num_cpu_used", system.usable_cpu_count()),
-            ("kes_system_num_threads", threading.active_count()),
-            ("kes_system_mem_heap_used", heap),
-            ("kes_system_mem_heap_objects", sys.getallocatedblocks() or len(gc.get_objects())),
-            ("kes_system_mem_stack_used", stack),
+            ("kes_system_num_threads", processes.threads or threading.active_count()),
+            ("kes_system_mem_heap_used", processes.heap or 1),
+            ("kes_system_mem_heap_objects", totals[F_HEAP_OBJECTS] or sys.getallocatedblocks()),
+            ("kes_system_mem_stack_used", processes.stack or 8 << 20),
         ):
             families[name] = ("gauge", [f"{name} {_number(value)}"])
         out = []
