@@ -40,11 +40,18 @@ class KesWorker(ThreadWorker):
         hardening.apply_memory_lock(getattr(self.cfg, "kes_mlock", hardening.MemoryLock.OFF))
         super().init_process()
 
-    def handle_exit(self, sig: int, frame: object) -> None:
+    def _stop_streams(self) -> None:
         runtime = getattr(getattr(self, "wsgi", None), "extensions", {}).get(EXTENSION)
         if runtime is not None:
             runtime.stopping.set()
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        self._stop_streams()
         super().handle_exit(sig, frame)
+
+    def handle_quit(self, sig: int, frame: object) -> None:
+        self._stop_streams()  # SIGINT/SIGQUIT: a quick shutdown must not wait for streams
+        super().handle_quit(sig, frame)
 
     def handle_error(self, req, client, addr, exc) -> None:
         is_app_error = isinstance(exc, InvalidResponseHeader | InvalidResponseHeaderName)

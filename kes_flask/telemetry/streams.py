@@ -29,7 +29,7 @@ from kes_flask.telemetry.shared import (
 
 AUDIT, ERROR = 0, 1
 KINDS = {"audit": AUDIT, "error": ERROR}
-SUBSCRIBER_QUEUE_SIZE = 4096
+SUBSCRIBER_QUEUE_SIZE = 1024
 MAX_EVENT = 16 * 1024  # longer events are cut (an error line with a huge message)
 _RECORD = struct.Struct("<II")  # payload length, stream kind
 _SKIP = 0xFFFFFFFF  # "continue at the start of the ring"

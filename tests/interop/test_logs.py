@@ -1,4 +1,4 @@
-"""``kes log --audit`` / ``--error`` against kes-flask (one worker: streams are per worker).
+"""``kes log --audit`` / ``--error`` against kes-flask with 3 workers (streams cover them all).
 
 Go KES's streams deliver nothing since 2024-02 (spec Q2); kes-flask's work. The Go server is
 checked too, so the difference stays visible."""
@@ -27,7 +27,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, pki: PKI, go_kes: Path):
         server = (
             GoKesServer(go_kes, workdir, pki, config)
             if name == "go"
-            else KesServer(workdir, pki, config, workers=1)
+            else KesServer(workdir, pki, config, workers=3)
         )
         started[name] = server.start()
     yield started
