@@ -51,7 +51,7 @@ def _slog_value(value: Any) -> str:
 
 
 def slog_line(level: str, message: str, attrs: Mapping[str, Any], when: float | None = None) -> str:
-    stamp = datetime.fromtimestamp(when or time.time(), timezone.utc)
+    stamp = datetime.fromtimestamp(time.time() if when is None else when, timezone.utc)
     parts = [
         f"time={stamp.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}",
         f"level={level}",
@@ -63,7 +63,7 @@ def slog_line(level: str, message: str, attrs: Mapping[str, Any], when: float | 
 
 def json_line(level: str, message: str, attrs: Mapping[str, Any], when: float | None = None) -> str:
     """The same record as one JSON object (Go slog's JSONHandler field names)."""
-    stamp = datetime.fromtimestamp(when or time.time(), timezone.utc)
+    stamp = datetime.fromtimestamp(time.time() if when is None else when, timezone.utc)
     record = {
         "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "level": level,
