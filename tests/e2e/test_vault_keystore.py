@@ -29,6 +29,7 @@ from kes_flask.keystore.base import (
 )
 from kes_flask.keystore.vault import VaultKeystore
 from tests.backends.openbao import OpenBao, Tenant
+from tests.e2e.test_vault_server import TOKEN_LIKE
 
 pytestmark = pytest.mark.e2e
 
@@ -44,6 +45,17 @@ def connect(openbao: OpenBao, tenant: Tenant, **yaml) -> VaultKeystore:
     store = open_keystore(config_for(tenant.yaml(openbao, **yaml)))
     assert isinstance(store, VaultKeystore)
     return store
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs(caplog, openbao: OpenBao):
+    """Whatever the keystore logs in these tests, no credential or key value is in it."""
+    caplog.set_level("DEBUG")
+    yield
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in openbao.secrets:
+        assert secret not in text
+    assert not TOKEN_LIKE.search(text) and "CiQKI" not in text
 
 
 @pytest.fixture
@@ -472,8 +484,12 @@ def test_renewal_and_relogin_across_the_max_ttl_with_no_failed_request(openbao: 
         tokens = store._tokens
         assert failures == []
         assert tokens.renewals >= 1 and tokens.logins >= 1, (tokens.renewals, tokens.logins)
+        running = {t.name for t in threading.enumerate()}
+        assert {"kes-vault-token", "kes-vault-probe"} <= running
     finally:
         store.close()
+    running = {t.name for t in threading.enumerate()}
+    assert not {"kes-vault-token", "kes-vault-probe"} & running  # close() ends both
 
 
 # --- the operator guide's commands ----------------------------------------------------------------

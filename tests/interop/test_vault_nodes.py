@@ -11,6 +11,7 @@ import pytest
 
 from kes_flask.server.banner import READY_LINE
 from tests.backends.openbao import OpenBao
+from tests.e2e.test_vault_server import assert_no_secrets
 from tests.interop.peers import GoKesServer
 from tests.kes_server import PKI, KesServer, config_yaml
 
@@ -39,6 +40,8 @@ def nodes(request, tmp_path_factory: pytest.TempPathFactory, pki: PKI, go_kes: P
     finally:
         for server in servers.values():
             server.stop()
+    for name in ("flask-a", "flask-b"):
+        assert_no_secrets(servers[name], openbao)
 
 
 def entry(openbao: OpenBao, tenant, name: str) -> dict:
