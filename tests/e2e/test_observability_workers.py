@@ -23,6 +23,7 @@ import time
 import pytest
 
 from kes_flask.client import KesServerError
+from kes_flask.server.banner import RELOADED_LINE
 from tests.kes_server import PKI, KesServer, config_yaml
 
 pytestmark = pytest.mark.e2e
@@ -116,6 +117,19 @@ def fresh_request(server: KesServer, method: str, path: str, body: bytes = b"", 
         conn.close()
 
 
+def create_on_some_worker(server: KesServer, key: str) -> int | None:
+    """Create ``key`` over a fresh connection; the pid of the worker that served it, if visible."""
+    conn = _connection(server)
+    try:
+        worker = worker_of(server, conn.sock.getsockname()[1])
+        conn.request("PUT", f"/v1/key/create/{key}")
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        return worker
+    finally:
+        conn.close()
+
+
 def generate(server: KesServer, key: str) -> None:
     status, _, payload = fresh_request(server, "PUT", f"/v1/key/generate/{key}", b"{}")
     assert status == 200, payload
@@ -132,6 +146,8 @@ class Subscriber:
         assert self.response.status == 200
         self.worker = worker_of(server, self.port)
         self.events: queue.Queue = queue.Queue()
+        self.ended = threading.Event()  # the server ended the stream
+        self.error: Exception | None = None  # how, if not cleanly
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -139,8 +155,9 @@ class Subscriber:
             for line in self.response:
                 if line.strip():
                     self.events.put(json.loads(line))
-        except Exception:
-            return
+        except Exception as err:
+            self.error = err
+        self.ended.set()
 
     def take(self, until, timeout: float = 30.0) -> list[dict]:
         """Events until ``until(collected)`` is true (or the timeout passes)."""
@@ -176,10 +193,13 @@ def subscribers_on_two_workers(server: KesServer, kind: str) -> list[Subscriber]
 _PROBES = itertools.count()
 
 
-def wait_until_subscribed(server: KesServer, subscribers: list[Subscriber]) -> None:
-    """Create probe keys until every subscriber got one; then drop the probe events."""
+def wait_until_subscribed(server: KesServer, subscribers: list[Subscriber]) -> int:
+    """Create probe keys until every subscriber got one, then drop the probe events; return
+    the number of probes (counted requests)."""
     pending = set(range(len(subscribers)))
+    probes = 0
     for _ in range(100):
+        probes += 1
         status, _, _ = fresh_request(server, "PUT", f"/v1/key/create/probe-{next(_PROBES)}")
         assert status == 200
         time.sleep(0.1)
@@ -193,6 +213,7 @@ def wait_until_subscribed(server: KesServer, subscribers: list[Subscriber]) -> N
     for subscriber in subscribers:
         while not subscriber.events.empty():
             subscriber.events.get_nowait()
+    return probes
 
 
 def anonymous_handshake(server: KesServer) -> int:
@@ -284,13 +305,32 @@ def test_counters_never_go_backwards_across_sigkill_and_sighup(start_server):
         time.sleep(0.1)
     for _ in range(10):
         generate(server, "mono")
-    server.reload()
+    # A stream on an old worker keeps delivering, also the new workers' events, while that
+    # worker drains after SIGHUP; then it ends cleanly (api/logs.py DRAIN_SECONDS).
+    stream = Subscriber(server, "audit")
+    probes = wait_until_subscribed(server, [stream])
+    reloaded = sum(RELOADED_LINE in line for line in server.stdout)
+    booted = sum("Booting worker" in line for line in server.stderr)
+    server.process.send_signal(signal.SIGHUP)
+    server.wait_for("Booting worker", count=booted + WORKERS)
+    created = []
+    for index in range(3):
+        status, _, _ = fresh_request(server, "PUT", f"/v1/key/create/after-hup-{index}")
+        created.append(status)
+    events = stream.take(lambda got: len(got) >= 3)
+    assert created == [200] * 3
+    assert [e["request"]["path"] for e in events] == [
+        f"/v1/key/create/after-hup-{i}" for i in range(3)
+    ]
+    assert stream.ended.wait(30) and stream.error is None, stream.error
+    server.wait_for(RELOADED_LINE, count=reloaded + 1)
     for _ in range(10):
         generate(server, "mono")
     stop.set()
     scraper.join(30)
     _, final = scrape(server)
-    assert final["kes_http_response_time_count"] == 31  # create + 30 generates: nothing lost
+    # every create and generate, none lost or counted twice
+    assert final["kes_http_response_time_count"] == 1 + 30 + probes + 3
     assert len(history) > 5
     for name in history[-1]:
         values = [report[name] for report in history if name in report]
@@ -306,15 +346,16 @@ def test_subscribers_on_different_workers_see_every_event(server: KesServer):
     errors = subscribers_on_two_workers(server, "error")
     wait_until_subscribed(server, audit)
     keys = [f"fan-{index}" for index in range(20)]
-    for key in keys:
-        status, _, _ = fresh_request(server, "PUT", f"/v1/key/create/{key}")
-        assert status == 200
+    served_by = {f"/v1/key/create/{key}": create_on_some_worker(server, key) for key in keys}
     ports = [anonymous_handshake(server) for _ in range(6)]
     expected_paths = {f"/v1/key/create/{key}" for key in keys}
     for subscriber in audit:
         events = subscriber.take(lambda got: len(got) >= len(keys))
         paths = [event["request"]["path"] for event in events]
         assert sorted(paths) == sorted(expected_paths), (subscriber.worker, paths)
+        for worker in set(served_by.values()) - {None}:  # in order per producing worker
+            mine = [path for path in paths if served_by[path] == worker]
+            assert mine == [path for path in served_by if served_by[path] == worker], paths
         assert all(len(event["request"]["id"]) == 32 for event in events)
     for subscriber in errors:
 
