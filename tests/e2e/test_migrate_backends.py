@@ -18,7 +18,7 @@ import pytest
 from kes_flask.cli.main import main
 from kes_flask.config.loader import load_config
 from kes_flask.keystore import open_keystore
-from tests.backends import BACKENDS
+from tests.backends import BACKENDS, environment
 from tests.kes_server import PKI, config_yaml, free_port
 
 GO_KES = Path(__file__).resolve().parent.parent / "data" / "go-kes"
@@ -43,8 +43,11 @@ def _migrate(capsys: pytest.CaptureFixture[str], source: str, target: str) -> di
 
 
 def test_go_keys_migrate_into_the_backend_and_back_unchanged(
-    tmp_path: Path, pki: PKI, target_keystore: str, start_server, capsys
+    tmp_path: Path, pki: PKI, target_keystore: str, start_server, capsys, monkeypatch
 ):
+    env = environment(target_keystore)  # e.g. the CA bundle of a cloud backend's test service
+    for name, value in env.items():  # for the in-process migrate, as for the server below
+        monkeypatch.setenv(name, value)
     originals = {path.name: path.read_bytes() for path in (GO_KES / "keys").iterdir()}
     shutil.copytree(GO_KES / "keys", tmp_path / "source")
     source = _write(tmp_path / "source.yml", config_yaml(pki, str(tmp_path / "source")))
@@ -63,7 +66,7 @@ def test_go_keys_migrate_into_the_backend_and_back_unchanged(
     again = _migrate(capsys, source, target)
     assert again["migrated"] == 0 and sorted(again["skipped_keys"]) == sorted(originals)
 
-    server = start_server(target_text)
+    server = start_server(target_text, env=env)
     with server.client("admin") as client:
         for name, recorded in GOLDEN["keys"].items():
             described = client.describe_key(name)
