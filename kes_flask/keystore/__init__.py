@@ -43,7 +43,9 @@ def open_keystore(config: KeystoreConfig, *, probe: bool = False) -> Keystore:
         from kes_flask.keystore.vault import VaultKeystore
 
         try:
-            return VaultKeystore(config)  # logs in: a refused login stops start-up / reload
+            # The master (probe) must log in: a refused login stops start-up or a reload. A
+            # worker booting during a Vault outage comes up and keeps trying instead.
+            return VaultKeystore(config, login_required=probe)
         except KeystoreError as err:
             raise ConfigError(str(err)) from None
     raise ConfigError(

@@ -42,7 +42,7 @@ def config_for(section: str):
 
 
 def connect(openbao: OpenBao, tenant: Tenant, **yaml) -> VaultKeystore:
-    store = open_keystore(config_for(tenant.yaml(openbao, **yaml)))
+    store = open_keystore(config_for(tenant.yaml(openbao, **yaml)), probe=True)
     assert isinstance(store, VaultKeystore)
     return store
 
@@ -210,7 +210,7 @@ def test_seed_vault_configs_work_unchanged(openbao: OpenBao, seed: str, tmp_path
     if "ca: vault.crt" not in text:  # no tls.ca: the system trust store must know Vault's CA
         os.environ["SSL_CERT_FILE"] = openbao.ca_file
     try:
-        store = open_keystore(parse_config(text, {}, seed).keystore)
+        store = open_keystore(parse_config(text, {}, seed).keystore, probe=True)
     finally:
         os.chdir(cwd)
         if saved is None:
@@ -370,18 +370,20 @@ def test_ca_directory_and_client_certificate(openbao: OpenBao, stores, tmp_path:
     shutil.copy(openbao.ca_file, cas / "vault-ca.pem")
     (tmp_path / "cas" / "empty.pem").write_text("")
     with pytest.raises(ConfigError, match=r"empty\.pem' is not a readable PEM"):
-        open_keystore(config_for(tenant.yaml(openbao).replace(openbao.ca_file, str(cas.parent))))
+        open_keystore(
+            config_for(tenant.yaml(openbao).replace(openbao.ca_file, str(cas.parent))), probe=True
+        )
     (tmp_path / "cas" / "empty.pem").unlink()
     mtls = tenant.yaml(openbao, endpoint=openbao.mtls_endpoint).replace(
         openbao.ca_file, str(tmp_path / "cas")
     )
     with pytest.raises(ConfigError, match=r"authentication failed.*TLS|certificate"):
-        open_keystore(config_for(mtls))
+        open_keystore(config_for(mtls), probe=True)
     with_cert = mtls.replace(
         "    tls:\n",
         f"    tls:\n      cert: {openbao.client_cert}\n      key: {openbao.client_key}\n",
     )
-    store = open_keystore(config_for(with_cert))
+    store = open_keystore(config_for(with_cert), probe=True)
     stores.append(store)
     store.create("k", b"v")
     assert store.get("k") == b"v" and store.status() > 0
@@ -396,7 +398,7 @@ def test_untrusted_vault_certificate_fails_login_clearly(openbao: OpenBao, tmp_p
     other_ca.write_bytes(certificate_pem(make_certificate("other CA", ca=True)[1]))
     section = tenant.yaml(openbao).replace(openbao.ca_file, str(other_ca))
     with pytest.raises(ConfigError, match=r"TLS handshake with Vault failed.*certificate verify"):
-        open_keystore(config_for(section))
+        open_keystore(config_for(section), probe=True)
 
 
 def test_vault_environment_variables_are_ignored(openbao: OpenBao, stores, tmp_path: Path):
@@ -451,7 +453,19 @@ def test_failed_login_says_vaults_reason(openbao: OpenBao):
     tenant = openbao.tenant("v1")
     bad = Tenant(**{**tenant.__dict__, "secret_id": "not-the-secret"})
     with pytest.raises(ConfigError, match=r"authentication failed at auth/approle/login: 400 .*"):
-        open_keystore(config_for(bad.yaml(openbao)))
+        open_keystore(config_for(bad.yaml(openbao)), probe=True)
+
+
+def test_a_worker_without_login_says_why_until_it_can_log_in(openbao: OpenBao):
+    tenant = openbao.tenant("v1")
+    bad = Tenant(**{**tenant.__dict__, "secret_id": "not-the-secret"})
+    store = open_keystore(config_for(bad.yaml(openbao)))  # as a worker: no exception
+    try:
+        with pytest.raises(KeystoreError, match=r"not logged in yet: .*invalid role or secret ID"):
+            store.get("k")
+        assert store.status() > 0  # the health check needs no token
+    finally:
+        store.close()
 
 
 def test_revoked_token_costs_no_failed_request(openbao: OpenBao, stores):
@@ -544,7 +558,7 @@ def test_the_guides_setup_commands_work_with_its_config(openbao: OpenBao, tmp_pa
     transit_yaml = guide.split("```yaml\n")[3].split("```", 1)[0]
     environ = {"KES_VAULT_ROLE_ID": role_id, "KES_VAULT_SECRET_ID": secret_id}
     text = "admin:\n  identity: disabled\ntls:\n  key: k\n  cert: c\n" + section + transit_yaml
-    store = open_keystore(parse_config(text, environ).keystore)
+    store = open_keystore(parse_config(text, environ).keystore, probe=True)
     try:
         encoded = value()
         store.create("from-the-guide", encoded)

@@ -5,7 +5,9 @@ rotated JWT file, operator errors — and never a credential or key in the outpu
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
@@ -175,10 +177,16 @@ def test_tokens_seal_unseal_and_restart_cost_no_restart(start_server, pki: PKI, 
         status, _, _ = client.request("POST", "/v1/key/create/during-outage")
         assert status == 502 and time.monotonic() - began < 20
         assert client.decrypt("cached", dek.ciphertext) == dek.plaintext
+        # a worker that dies during the outage is replaced, and the new one boots without Vault
+        (old,) = server.worker_pids()
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: server.worker_pids() != [old], timeout=60)
+        wait_until(lambda: client.request("GET", "/v1/status")[0] == 200, timeout=60)
+        assert server.process.poll() is None
     finally:
         openbao.start()
     wait_until(lambda: ready_status(client) == 200)
-    client.create_key("after-restart")
+    wait_until(lambda: client.request("POST", "/v1/key/create/after-restart")[0] == 200)
     assert client.generate_key("after-restart").plaintext
     assert_no_secrets(server, openbao)
 

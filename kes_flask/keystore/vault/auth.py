@@ -125,7 +125,10 @@ class TokenKeeper:
         sealed: Callable[[], bool],
         stop: threading.Event,
         short_ttl: float = SHORT_TTL,
+        required: bool = True,
     ) -> None:
+        """``required``: a refused first login raises (start-up, reload). Otherwise (a worker
+        booting while Vault is down) the failure is logged and the loop keeps logging in."""
         self._login = login
         self._short_ttl = short_ttl  # tests lower it to see renewals within seconds
         self._transport = transport
@@ -134,17 +137,28 @@ class TokenKeeper:
         self._stop = stop
         self._lock = threading.Lock()
         self.logins = self.renewals = 0  # counted for tests and diagnostics
-        self._session = login()  # at connect the first login must succeed
+        self.login_error = ""
+        try:
+            self._session = login()
+        except LoginError as err:
+            if required:
+                raise
+            log.error("%s (retrying every %gs)", err, RELOGIN_PAUSE)
+            self.login_error = str(err)
+            self._session = Session("", 0.0, False, time.monotonic())
         self._forced: Session | None = None  # the last session a rejected token forced
         self._thread: threading.Thread | None = None
 
     @property
     def token(self) -> str:
-        return self._session.token
+        token = self._session.token
+        if not token:
+            raise KeystoreError(f"vault: not logged in yet: {self.login_error}")
+        return token
 
     def start(self) -> None:
         """Start the renewal loop (once), in the process that serves requests."""
-        if self._thread is None and self._session.ttl > 0:
+        if self._thread is None and (self._session.ttl > 0 or not self._session.token):
             self._thread = threading.Thread(
                 target=self._renew_loop, name="kes-vault-token", daemon=True
             )
@@ -237,11 +251,15 @@ class TokenKeeper:
     def _try_login(self) -> Session | None:
         try:
             session = self._login()
-            self.logins += 1
-            return session
         except LoginError as err:
             log.error("%s (retrying in %gs)", err, RELOGIN_PAUSE)
+            self.login_error = str(err)
             return None
+        self.logins += 1
+        if self.login_error:
+            log.info("vault: logged in")
+            self.login_error = ""
+        return session
 
     def _renew(self) -> Session | None:
         token = self._session.token

@@ -56,8 +56,16 @@ def clean(*parts: str) -> str:
 
 
 class VaultKeystore:
-    def __init__(self, config: VaultKeystoreConfig, *, short_ttl: float = SHORT_TTL) -> None:
-        """Connect and log in; ``short_ttl`` (tests only) lowers the 30 s re-login threshold."""
+    def __init__(
+        self,
+        config: VaultKeystoreConfig,
+        *,
+        login_required: bool = True,
+        short_ttl: float = SHORT_TTL,
+    ) -> None:
+        """Connect and log in. Without ``login_required`` (workers) a refused first login does
+        not fail: the renewal loop keeps trying. ``short_ttl`` (tests only) lowers the 30 s
+        re-login threshold."""
         if config.version not in ("v1", "v2"):
             raise KeystoreError(f"vault: invalid engine API version '{config.version}'")
         self.config = config
@@ -80,6 +88,7 @@ class VaultKeystore:
                 lambda: self._sealed,
                 self._stop,
                 short_ttl,
+                login_required,
             )
         except BaseException:
             self._transport.close()
