@@ -17,7 +17,10 @@ from kes_flask.server.gunicorn_app import (
 )
 from kes_flask.server.hardening import MemoryLock
 from kes_flask.server.startup import prepare
+from kes_flask.server.worker import ServingOptions
 from kes_flask.telemetry.logs import FORMATS
+
+_DEFAULTS = ServingOptions()
 
 _DEPRECATED = {
     "key": "Specify the private key in the config file",
@@ -68,6 +71,39 @@ def _warn_deprecated(flag: str) -> None:
     envvar="KES_FLASK_LOG_FORMAT",
     help="Console log lines: Go slog text or one JSON object per line [env: KES_FLASK_LOG_FORMAT].",
 )
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=_DEFAULTS.header_timeout,
+    show_default=True,
+    envvar="KES_FLASK_HEADER_TIMEOUT",
+    help="Seconds a client may take to send a request's headers [env: KES_FLASK_HEADER_TIMEOUT].",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=_DEFAULTS.body_timeout,
+    show_default=True,
+    envvar="KES_FLASK_BODY_TIMEOUT",
+    help="Seconds a client may take to send a request body [env: KES_FLASK_BODY_TIMEOUT].",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=_DEFAULTS.idle_timeout,
+    show_default=True,
+    envvar="KES_FLASK_IDLE_TIMEOUT",
+    help="Seconds an idle kept-alive connection stays open [env: KES_FLASK_IDLE_TIMEOUT].",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100_000),
+    default=_DEFAULTS.max_connections,
+    show_default=True,
+    envvar="KES_FLASK_MAX_CONNECTIONS",
+    help="Open connections per worker; more wait in the listen queue "
+    "[env: KES_FLASK_MAX_CONNECTIONS].",
+)
 @click.option("--mlock", is_flag=True, help="Lock all memory (mlockall) so keys never reach swap.")
 @click.option("--key", hidden=True, help="Deprecated, ignored.")
 @click.option("--cert", hidden=True, help="Deprecated, ignored.")
@@ -79,6 +115,10 @@ def server(
     workers: int,
     threads: int,
     log_format: str,
+    header_timeout: float,
+    body_timeout: float,
+    idle_timeout: float,
+    max_connections: int,
     mlock: bool,
     key: str | None,
     cert: str | None,
@@ -89,22 +129,34 @@ def server(
         if value is not None:
             _warn_deprecated(flag)
     configure_console(log_format)
+    serving = ServingOptions(
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
     hardening.disable_core_dumps()
     if dev:
         if config_path:
             raise click.ClickException("'--config' flag is not supported in development mode")
-        _run_dev(addr, workers, threads, MemoryLock.choose(mlock, None), log_format)
+        _run_dev(addr, workers, threads, serving, MemoryLock.choose(mlock, None), log_format)
         return
     if not config_path:
         raise click.ClickException(
             "no config file: the '--config FILE' option is missing or empty. "
             "For a throwaway development server run 'kes-flask server --dev'"
         )
-    _run(config_path, addr, workers, threads, mlock, log_format)
+    _run(config_path, addr, workers, threads, serving, mlock, log_format)
 
 
 def _run(
-    config_path: str, addr: str, workers: int, threads: int, mlock_flag: bool, log_format: str
+    config_path: str,
+    addr: str,
+    workers: int,
+    threads: int,
+    serving: ServingOptions,
+    mlock_flag: bool,
+    log_format: str,
 ) -> None:
     from kes_flask.config.loader import load_config
 
@@ -118,6 +170,7 @@ def _run(
     options = ServerOptions(
         workers=workers,
         threads=threads,
+        serving=serving,
         mlock=hardening.worker_mode(locked),
         banner=lambda s: banner(s.config, s.keystore_description, s.host, s.port, mlock=locked),
         reload_state=lambda: prepare(load_config(config_path), addr),
@@ -126,7 +179,14 @@ def _run(
     KesApplication(state, options).run()
 
 
-def _run_dev(addr: str, workers: int, threads: int, mode: MemoryLock, log_format: str) -> None:
+def _run_dev(
+    addr: str,
+    workers: int,
+    threads: int,
+    serving: ServingOptions,
+    mode: MemoryLock,
+    log_format: str,
+) -> None:
     from kes_flask.server.address import parse_listen_address
     from kes_flask.server.dev import DEV_ADDRESS, create_dev_environment
 
@@ -148,6 +208,7 @@ def _run_dev(addr: str, workers: int, threads: int, mode: MemoryLock, log_format
     options = ServerOptions(
         workers=workers,
         threads=threads,
+        serving=serving,
         mlock=hardening.worker_mode(locked),
         banner=lambda s: banner(
             s.config,

@@ -100,14 +100,19 @@ class KeyCache:
     # --- key operations ----------------------------------------------------------------
 
     def get(self, name: str) -> KeyVersion:
+        version = self.cached(name)
+        return version if version is not None else self._load(name)
+
+    def cached(self, name: str) -> KeyVersion | None:
+        """The cached key, or None; never calls the keystore, never takes a lock."""
         if self._generation.value != self._seen:
             self._seen = self._generation.value
             self._entries = {}
         entry = self._entries.get(name)
-        if entry is not None:
-            entry.used = True
-            return entry.version
-        return self._load(name)
+        if entry is None:
+            return None
+        entry.used = True
+        return entry.version
 
     def _load(self, name: str) -> KeyVersion:
         with self._name_lock(name):  # concurrent misses for one name cause one backend call

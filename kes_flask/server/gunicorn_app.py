@@ -1,7 +1,8 @@
 """kes-flask as a gunicorn application running in this process (the master).
 
 The master validates the configuration, connects the keystore and creates the pre-defined
-keys before binding; workers (gthread) each build the Flask app from the validated config.
+keys before binding; workers (``worker.KesWorker``) each build the Flask app from the
+validated config.
 SIGHUP re-reads the config in the master first and only replaces the workers if the new
 config is valid — an invalid file is logged and the old workers keep serving.
 """
@@ -12,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
@@ -26,14 +27,13 @@ from kes_flask.server.banner import READY_LINE, RELOADED_LINE
 from kes_flask.server.console import KesLogger
 from kes_flask.server.hardening import MemoryLock
 from kes_flask.server.startup import ServerState
-from kes_flask.server.worker import KesWorker
+from kes_flask.server.worker import KesWorker, ServingOptions
 from kes_flask.telemetry.shared import SharedTelemetry, slot_count
 
 log = logging.getLogger("kes_flask.server")
 
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 8
-KEEPALIVE_SECONDS = 90  # Go's idle timeout; MinIO keeps two idle connections per host
 GRACEFUL_TIMEOUT = 10
 
 
@@ -41,6 +41,7 @@ GRACEFUL_TIMEOUT = 10
 class ServerOptions:
     workers: int = DEFAULT_WORKERS
     threads: int = DEFAULT_THREADS
+    serving: ServingOptions = field(default_factory=ServingOptions)  # timeouts, connection cap
     mlock: MemoryLock = MemoryLock.OFF  # what workers do; the master has locked itself already
     banner: Callable[[ServerState], str] | None = None
     reload_state: Callable[[], ServerState] | None = None  # None: SIGHUP reloading disabled
@@ -98,7 +99,7 @@ class KesApplication(BaseApplication):
             "workers": options.workers,
             "threads": options.threads,
             "worker_class": KesWorker,
-            "keepalive": KEEPALIVE_SECONDS,
+            "keepalive": max(1, round(options.serving.idle_timeout)),
             "graceful_timeout": GRACEFUL_TIMEOUT,
             "certfile": state.config.tls.cert,
             "keyfile": state.config.tls.key,
@@ -119,6 +120,7 @@ class KesApplication(BaseApplication):
             self.cfg.set(name, value)
         self.cfg.kes_mlock = options.mlock  # type: ignore[attr-defined]
         self.cfg.kes_log_format = options.log_format  # type: ignore[attr-defined]
+        self.cfg.kes_serving = options.serving  # type: ignore[attr-defined]
 
     # Telemetry slots: the master picks a free one before each fork (the worker inherits
     # the choice), the worker claims it, and the master frees it when it reaps the worker.

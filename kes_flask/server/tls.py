@@ -143,11 +143,23 @@ class KesSSLContext(ssl.SSLContext):
         except (OSError, ValueError) as err:
             # Logged here once; gunicorn then closes quietly instead of writing a plaintext
             # error page into a connection that never became TLS.
-            log.info("http: TLS handshake error from %s: %s", peer, _reason(err))
+            log_handshake_error(peer, err)
             sock.close()
             raise ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "TLS handshake failed") from None
         tls_sock.settimeout(None)
         return tls_sock
+
+    def wrap_nonblocking(self, sock: socket.socket) -> KesSSLSocket:
+        """Wrap without a handshake, for an event loop that drives it (non-blocking)."""
+        sock.setblocking(False)
+        return ssl.SSLContext.wrap_socket(  # type: ignore[return-value]
+            self, sock, server_side=True, do_handshake_on_connect=False
+        )
+
+
+def log_handshake_error(peer: str, err: Exception) -> None:
+    """Go's wording, which operators grep for; logged once per failed connection."""
+    log.info("http: TLS handshake error from %s: %s", peer, _reason(err))
 
 
 def _reason(err: Exception) -> str:

@@ -1,0 +1,138 @@
+"""The hot routes' success path without Flask: generate, encrypt and decrypt.
+
+MinIO asks for one data key per PUT and one decrypt per GET, so these three routes are most of
+a KES server's work. This module answers them directly from the parsed request when nothing is
+unusual — a clean path, a valid name, an authorized identity, a well-formed body and a key that
+is cached — with the same bytes the Flask views produce. Anything else returns ``None`` and the
+request goes through the full Flask pipeline, which owns every error, log line and redirect;
+falling back is always safe because these routes change nothing before they answer.
+
+Identity comes from the caller (the connection knows its peer), and authorization decisions are
+cached per connection by policy path; the configuration a worker serves never changes (a reload
+replaces the workers).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from base64 import b64encode
+from collections.abc import Callable
+from typing import Any
+
+from kes_flask.api.body import bytes_field, decode_object, string_field
+from kes_flask.api.routes import Auth, Route
+from kes_flask.auth.names import valid_name
+from kes_flask.auth.peer import Peer
+from kes_flask.crypto import KeyVersion
+from kes_flask.runtime import EXTENSION, Runtime
+
+KEY_SIZE = 32
+AUTHZ_CACHE_SIZE = 256
+
+# What the caller must do instead of using an answer.
+FALLBACK = None  # run the request through Flask
+BLOCKING = "blocking"  # the key is not cached: answer it on a thread that may wait
+
+
+class FastPath:
+    """Per-worker table of the hot routes, built from the Flask app's runtime."""
+
+    def __init__(self, app: Any) -> None:
+        self.rt: Runtime = app.extensions[EXTENSION]
+        table = {route.endpoint: route for route in self.rt.routes.values()}
+        self._routes: dict[str, tuple[Route, Callable]] = {}
+        for endpoint, handler in (
+            ("keys.generate", self._generate),
+            ("keys.encrypt", self._encrypt),
+            ("keys.decrypt", self._decrypt),
+        ):
+            route = table[endpoint]
+            self._routes[route.path] = (route, handler)
+
+    def prefix_of(self, path: str) -> str | None:
+        """The hot route prefix ``path`` falls under, or None; cheap enough for every request."""
+        if not path.startswith("/v1/key/"):
+            return None
+        cut = path.find("/", 8)
+        prefix = path[: cut + 1] if cut > 0 else ""
+        return prefix if prefix in self._routes else None
+
+    def answer(
+        self,
+        prefix: str,
+        method: str,
+        path: str,
+        body: bytes,
+        declared_empty: bool,
+        peer: Callable[[], Peer],
+        authz: dict[str, bool],
+        may_block: bool,
+    ) -> bytes | str | None:
+        """The JSON body of a 200 answer, ``BLOCKING``, or ``FALLBACK`` (None)."""
+        route, handler = self._routes[prefix]
+        if method != "POST" and method != "PUT":
+            return FALLBACK
+        name = path[len(prefix) :]
+        if not valid_name(name):  # also rules out "%", "/", "." and ".." segments
+            return FALLBACK
+        if route.auth is Auth.VERIFY:
+            allowed = authz.get(path)
+            if allowed is None:
+                who = peer()
+                allowed = who.error is None and self.rt.policies.authorize(who.identity, path)
+                if len(authz) >= AUTHZ_CACHE_SIZE:
+                    authz.clear()
+                authz[path] = allowed
+            if not allowed:
+                return FALLBACK
+        elif route.auth is not Auth.IDENTIFY:
+            return FALLBACK
+        started = time.perf_counter()
+        if len(body) > route.max_body:
+            return FALLBACK
+        keys = self.rt.keys
+        version = keys.cached(name)
+        if version is None:
+            if not may_block:
+                return BLOCKING
+            try:
+                version = keys.get(name)
+            except Exception:  # noqa: BLE001 - Flask answers every key lookup failure
+                return FALLBACK
+        try:
+            if declared_empty and prefix == "/v1/key/generate/":
+                fields: dict[str, Any] = {}
+            else:
+                fields = decode_object(body)
+                string_field(fields, "version")
+            payload = handler(version, fields)
+        except Exception:  # noqa: BLE001 - bad input and crypto failures: Flask answers them
+            return FALLBACK
+        if route.counted:
+            metrics = self.rt.metrics
+            metrics.request_started()
+            metrics.request_finished(200, time.perf_counter() - started)
+        return payload
+
+    @staticmethod
+    def _generate(version: KeyVersion, fields: dict[str, Any]) -> bytes:
+        context = bytes_field(fields, "context")
+        plaintext = secrets.token_bytes(KEY_SIZE)
+        ciphertext = version.secret_key.encrypt(plaintext, context)
+        return b'{"plaintext":"%s","ciphertext":"%s"}\n' % (
+            b64encode(plaintext),
+            b64encode(ciphertext),
+        )
+
+    @staticmethod
+    def _encrypt(version: KeyVersion, fields: dict[str, Any]) -> bytes:
+        plaintext = bytes_field(fields, "plaintext")
+        context = bytes_field(fields, "context")
+        return b'{"ciphertext":"%s"}\n' % b64encode(version.secret_key.encrypt(plaintext, context))
+
+    @staticmethod
+    def _decrypt(version: KeyVersion, fields: dict[str, Any]) -> bytes:
+        ciphertext = bytes_field(fields, "ciphertext")
+        context = bytes_field(fields, "context")
+        return b'{"plaintext":"%s"}\n' % b64encode(version.secret_key.decrypt(ciphertext, context))
