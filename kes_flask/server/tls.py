@@ -112,7 +112,7 @@ def peer_of_certificate(der: bytes | None) -> Peer:
 
 
 class KesSSLContext(ssl.SSLContext):
-    """Bounds the handshake in time so silent clients cannot pin gthread worker threads."""
+    """Bounds a blocking handshake in time; the event-loop worker uses ``wrap_nonblocking``."""
 
     sslsocket_class = KesSSLSocket
     handshake_timeout = HANDSHAKE_TIMEOUT

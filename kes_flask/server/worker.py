@@ -202,6 +202,7 @@ class KesWorker(Worker):
                 if idle or conn.state in (PEEK, HANDSHAKE, IDLE):
                     self._close(conn)
             self._poll(SWEEP_SECONDS)
+            self._sweep(time.monotonic())
         for conn in list(self.conns.values()):
             self._close(conn)
         for listener in self.sockets:
@@ -344,10 +345,16 @@ class KesWorker(Worker):
         sock = conn.sock
         try:
             data = sock.recv(RECV_SIZE)
-            while data and sock.pending():  # type: ignore[union-attr]
-                data += sock.recv(RECV_SIZE)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
             return
+        except (OSError, ValueError):
+            self._close(conn)
+            return
+        try:
+            while data and sock.pending():  # type: ignore[union-attr]
+                data += sock.recv(RECV_SIZE)  # decrypted bytes already buffered by OpenSSL
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            pass
         except (OSError, ValueError):
             self._close(conn)
             return
