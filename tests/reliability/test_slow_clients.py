@@ -14,6 +14,7 @@ asserted from below (never closed before the configured time) and with wide marg
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import threading
@@ -302,3 +303,34 @@ def test_connections_beyond_the_cap_wait_in_the_queue(tmp_path_factory, pki: PKI
             tls.close()
     finally:
         server.stop()
+
+
+def test_a_keystore_call_that_blocks_does_not_stall_other_connections(short: KesServer):
+    """A key read that hangs (here: the key file is a FIFO nobody writes yet) holds one handler
+    thread; the event loop keeps serving every other connection, cached keys and status alike."""
+    keys = short.workdir / "keys"
+    fifo = keys / "app-stuck"
+    os.mkfifo(fifo)
+    try:
+        with tls_connect(short, "admin") as stuck, tls_connect(short, "admin") as other:
+            stuck.sendall(
+                chunked_generate(
+                    b'12\r\n{"context":"e30="}\r\n0\r\n\r\n', "/v1/key/generate/app-stuck"
+                )
+            )
+            started = time.monotonic()
+            for _ in range(20):
+                other.sendall(chunked_generate(b'12\r\n{"context":"e30="}\r\n0\r\n\r\n'))
+                assert read_answer(other)[0] == 200
+            other.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(other)[0] == 200
+            assert time.monotonic() - started < 5.0
+            stuck.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                stuck.recv(1)  # still waiting for its key
+            stuck.settimeout(10)
+            with open(fifo, "wb") as writer:  # the server's open() returns; give it a real key
+                writer.write((keys / "app-key").read_bytes())
+            assert read_answer(stuck)[0] == 200
+    finally:
+        fifo.unlink()
