@@ -208,15 +208,15 @@ class KesClient:
 
     def log_stream(self, kind: str) -> Iterator[dict[str, Any]]:
         """Events of ``/v1/log/<kind>`` as they happen, on a dedicated connection."""
-        head, answer, conn = self.transport.open_stream("GET", f"/v1/log/{kind}")
-        if head.status >= 400:
+        head, stream = self.transport.open_stream("GET", f"/v1/log/{kind}")
+        if stream is None:
             raise error_of(head)
         try:
-            for line in answer:
+            for line in stream.lines():
                 if line.strip():
                     yield json.loads(line)
         finally:
-            conn.close()
+            stream.close()
 
 
 def _escape(name: str) -> str:

@@ -42,18 +42,19 @@ class LogStream(Generic[Event]):
     """Events of a log endpoint as they happen; iterate, and close (or use ``with``)."""
 
     def __init__(self, client: KesClient, kind: str, decode: type[Event]) -> None:
-        head, self._answer, self._conn = client.transport.open_stream("GET", f"/v1/log/{kind}")
-        if head.status >= 400:
+        head, stream = client.transport.open_stream("GET", f"/v1/log/{kind}")
+        if stream is None:
             raise error_of(head)
+        self._stream = stream
         self._decode = decode
 
     def __iter__(self) -> Iterator[Event]:
-        for line in self._answer:
+        for line in self._stream.lines():
             if line.strip():
                 yield self._decode.from_json(json.loads(line))
 
     def close(self) -> None:
-        self._conn.close()
+        self._stream.close()
 
     def __enter__(self) -> LogStream[Event]:
         return self

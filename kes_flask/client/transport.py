@@ -85,6 +85,22 @@ class Response:
         return next((v for k, v in self.headers.items() if k.lower() == lowered), "")
 
 
+class Stream:
+    """The lines of a streaming response; ends quietly when the server closes it."""
+
+    def __init__(self, answer: http.client.HTTPResponse, conn: http.client.HTTPSConnection) -> None:
+        self.answer, self.conn = answer, conn
+
+    def lines(self) -> Iterator[bytes]:
+        try:
+            yield from self.answer
+        except (http.client.IncompleteRead, ssl.SSLEOFError, ConnectionResetError):
+            return  # the server went away (shutdown): the stream is over
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class _NetworkError(Exception):
     """An attempt failed below HTTP; ``text`` is the cause in the Go client's words."""
 
@@ -301,13 +317,11 @@ class Transport:
 
         return self._over_endpoints(method, path, attempt)
 
-    def open_stream(
-        self, method: str, path: str
-    ) -> tuple[Response, http.client.HTTPResponse, http.client.HTTPSConnection]:
+    def open_stream(self, method: str, path: str) -> tuple[Response, Stream | None]:
         """A long-lived response (the log streams) on its own connection, without read timeout.
 
-        Returns the head (``Response`` with an empty body unless the status is an error), the
-        response to read from and the connection to close.
+        Returns the head (``Response``; its body is the error text for an error status) and,
+        unless the status is an error, the open stream.
         """
         opened: dict[str, tuple[http.client.HTTPResponse, http.client.HTTPSConnection]] = {}
 
@@ -334,6 +348,6 @@ class Transport:
 
         head = self._over_endpoints(method, path, attempt)
         if head.endpoint not in opened:
-            return head, None, None  # type: ignore[return-value]  # an error answer
+            return head, None  # an error answer
         answer, conn = opened[head.endpoint]
-        return head, answer, conn
+        return head, Stream(answer, conn)

@@ -282,7 +282,10 @@ def test_failover_when_a_server_process_goes_down(servers, pki):
     )
     both.create_key("failover-key")
     dek = both.generate_key("failover-key")
+    stream = Client(going.endpoint, api_key=pki["admin"].api_key, ca_file=pki.server_cert)
+    events = stream.audit_log()
     going.stop()  # a kept-alive connection to it dies, and new ones are refused
+    assert list(events) == []  # the stream ends quietly when its server goes away
     for _ in range(4):
         assert both.decrypt("failover-key", dek.ciphertext) == dek.plaintext
     assert both.status().endpoint == staying.endpoint
