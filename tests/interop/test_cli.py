@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 import os
+import pty
 import re
 import signal
 import subprocess
@@ -671,3 +672,85 @@ def test_an_encrypted_identity_file_works_as_credentials(pair, tmp_path):
         assert result.exit_code == code and error in result.output, result.output
     # the right password gets as far as the server, which does not know this new identity
     assert prompts == ["Enter password for private key: "] * 2
+
+
+# --- the human forms, on a real terminal -------------------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def run_on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run with stdout and stderr on a pseudo-terminal; the text without CRs or escapes."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    code = process.wait(60)
+    os.close(master)
+    return code, ANSI.sub("", b"".join(chunks).decode().replace("\r\n", "\n"))
+
+
+@pytest.fixture(scope="module")
+def on_a_terminal(pair, pki, go_kes):
+    env = _clean_env(KES_SERVER=pair["flask"].endpoint, KES_API_KEY=str(pki["admin"].api_key))
+    env = {k: v for k, v in env.items() if k not in ("TERM", "COLORTERM")}  # plain, like CI
+
+    def run(*args: str) -> dict[str, tuple[int, str]]:
+        return {
+            name: run_on_a_terminal([*program, *args], env)
+            for name, program in (("go", [str(go_kes)]), ("py", KES_FLASK))
+        }
+
+    return run
+
+
+def test_human_forms_on_a_terminal_are_the_go_clis(on_a_terminal, pair):
+    pair["flask"].client("admin").create_key("tty-key")
+    same_text = [
+        ("identity", "of", "kes:v1:AD9E7FSYWrMD+VjhI6q545cYT9YOyFxZb7UnjEepYDRc"),
+        ("identity", "kes:v1:AD9E7FSYWrMD+VjhI6q545cYT9YOyFxZb7UnjEepYDRc"),
+        ("policy", "info", "app", "--json", "-k"),
+        ("key", "info", "tty-key", "-k"),
+        ("key", "ls", "tty", "-k"),
+        ("identity", "info", "-k"),
+    ]
+    for args in same_text:
+        results = on_a_terminal(*args)
+        assert results["py"] == results["go"], args
+    shown = on_a_terminal("policy", "show", "app", "-k")  # Go: map order; kes-flask sorts (C7)
+    assert sorted(shown["py"][1].split("\n")) == sorted(shown["go"][1].split("\n"))
+    py_rules = [line for line in shown["py"][1].splitlines() if "·" in line]
+    assert py_rules[:6] == sorted(py_rules[:6])
+    dek = on_a_terminal("key", "dek", "tty-key", "-k")
+    for code, text in dek.values():
+        assert code == 0 and re.fullmatch(r"\nplaintext:  \S{44}\nciphertext: \S{104}\n", text)
+    sealed = on_a_terminal("key", "encrypt", "tty-key", "hi", "-k")
+    assert all(re.fullmatch(r"\nciphertext: \S+\n", text) for _, text in sealed.values())
+    status = on_a_terminal("status", "--json", "-k")  # indented on a terminal
+    go, py = (json.loads(status[name][1]) for name in ("go", "py"))
+    assert status["py"][1].startswith('{\n  "version": ') and set(py) - {"uptime"} == set(go) - {
+        "uptime"
+    }
+    new = on_a_terminal("identity", "new")
+    shapes = {
+        name: re.sub(r"kes:v1:\S{44}|[0-9a-f]{64}", "<x>", text) for name, (_, text) in new.items()
+    }
+    assert shapes["py"] == shapes["go"].replace("kes identity of", "kes-flask identity of")
+
+
+def test_ls_help_is_an_error_like_the_go_cli(both, pki):
+    results = both("ls", "-h", ca_file=pki.server_cert)
+    for result in results.values():
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.splitlines()[-1] == "Error: pflag: help requested"
+        assert "--identity" in result.stderr  # the usage came first
