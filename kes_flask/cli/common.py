@@ -43,8 +43,17 @@ def _stdout_or_stderr_is_tty() -> bool:
     return sys.stdout.isatty() or sys.stderr.isatty()
 
 
-def _stdout_is_tty() -> bool:
-    return sys.stdout.isatty()
+def _stdout_is_styled() -> bool:
+    """Escape sequences only where termenv (lipgloss) would emit them: a tty whose TERM or
+    COLORTERM announces colours; a plain ``TERM=vt100`` or no TERM gets plain text."""
+    if not sys.stdout.isatty():
+        return False
+    if os.environ.get("COLORTERM", "").lower() in ("24bit", "truecolor", "yes", "true"):
+        return True
+    term = os.environ.get("TERM", "")
+    if term in ("xterm-kitty", "wezterm", "xterm-ghostty", "linux"):
+        return True
+    return any(part in term for part in ("256color", "color", "ansi"))
 
 
 def _read_password_from_terminal(prompt: str) -> str:
@@ -59,7 +68,7 @@ class Console:
     """What the commands need from the terminal. Pass another one as click ``obj`` to override."""
 
     is_terminal: Callable[[], bool] = _stdout_or_stderr_is_tty  # human or machine output
-    styled: Callable[[], bool] = _stdout_is_tty  # bold text (lipgloss looks at stdout only)
+    styled: Callable[[], bool] = _stdout_is_styled  # bold text (lipgloss looks at stdout only)
     read_password: Callable[[str], str] = _read_password_from_terminal
 
     def bold(self, text: str) -> str:
@@ -154,7 +163,9 @@ def pflag_reason(err: click.UsageError) -> str:
         return f"flag needs an argument: {_flag_text(err.option_name)}"
     if isinstance(err, click.BadParameter):
         name = err.param.opts[0] if err.param is not None and err.param.opts else "value"
-        return f'invalid argument for "{name}" flag: {err.message}'
+        return f'invalid argument for "{name}" flag: {err.message.rstrip(".")}'
+    if err.message.startswith("Got unexpected extra argument"):
+        return "too many arguments"
     return err.message.rstrip(".")
 
 

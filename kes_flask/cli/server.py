@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from kes_flask.cli.common import PflagCommand
 from kes_flask.config.errors import ConfigError
 from kes_flask.server import hardening
 from kes_flask.server.address import check_available
@@ -36,7 +37,7 @@ def _warn_deprecated(flag: str) -> None:
     )
 
 
-@click.command("server", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("server", cls=PflagCommand)  # pflag errors, usage on stderr (cli.md §3.1)
 @click.option(
     "--config", "config_path", metavar="FILE", help="YAML config file (required unless --dev)."
 )
