@@ -44,6 +44,7 @@ from bench.report import (  # noqa: E402
     Report,
     Scenario,
     chart,
+    cold_start_table,
     merge_document,
     render,
 )
@@ -291,6 +292,39 @@ def memory_study(
     )
 
 
+def cold_starts(
+    cores: int, tmp: Path, pki: PKI, config: str, go_binary: Path | None, settings: Settings
+) -> Scenario:
+    """Only start and stop each server, ``settings.cold_starts`` times (``--cold-only``)."""
+    server_cpus, _ = cpu_plan(cores)
+    kinds = [FLASK] + ([GO] if go_binary else [])
+    targets = {
+        kind: make_target(
+            kind,
+            tmp / f"cold-{kind.replace(' ', '-')}-{cores}",
+            pki,
+            config,
+            cores,
+            server_cpus,
+            go_binary,
+            env=settings.env if kind == FLASK else None,
+        )
+        for kind in kinds
+    }
+    scenario = Scenario(
+        f"{cores} core{'s' if cores > 1 else ''}",
+        cores,
+        {kind: target.label for kind, target in targets.items()},
+    )
+    for _ in range(settings.cold_starts):
+        for kind, target in targets.items():
+            try:
+                record_start(scenario, kind, target.start())
+            finally:
+                target.stop()
+    return scenario
+
+
 def go_kes(allowed: bool, say) -> Path | None:
     if not allowed:
         return None
@@ -321,12 +355,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="environment for kes-flask (repeatable), e.g. KES_FLASK_THREADS=4",
     )
+    parser.add_argument(
+        "--cold-only", action="store_true", help="only measure cold starts; print, write nothing"
+    )
     parser.add_argument("--no-go", action="store_true", help="benchmark kes-flask alone")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory study")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to write")
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON")
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="re-render a run saved with --json; no load"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        write_report(Report.from_dict(json.loads(args.render.read_text())), args)
+        return 0
     settings = Settings.from_args(args)
     settings.env = dict(item.split("=", 1) for item in args.env)
 
@@ -352,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         pki = PKI.create(tmp)
         config = config_yaml(pki, str(tmp / "keys"))
+        if args.cold_only:
+            for cores in (int(c) for c in args.cores.split(",") if c.strip()):
+                scenario = cold_starts(cores, tmp, pki, config, go_binary, settings)
+                scenarios.append(scenario)
+            print(cold_start_table(scenarios))
+            return 0
         for cores in (int(c) for c in args.cores.split(",") if c.strip()):
             say(f"{cores} core(s): " + ("kes-flask and Go KES" if go_binary else "kes-flask"))
             scenarios.append(
@@ -376,21 +425,27 @@ def main(argv: list[str] | None = None) -> int:
         memory=study,
         extras=extras,
     )
+    if args.json:
+        args.json.write_text(json.dumps(report.to_dict(), indent=1))
+    write_report(report, args)
+    return 0
+
+
+def write_report(report: Report, args: argparse.Namespace) -> None:
+    """Print the tables; unless --no-write, write docs/benchmarks.md and its chart."""
     chart_path = args.doc.with_suffix(".png")
     text = render(report, chart_path.name)
     print()
     print(text)
-    if args.json:
-        args.json.write_text(json.dumps(report.to_dict(), indent=1))
-    if not args.no_write:
-        drawn = chart(report, chart_path)
-        if not drawn:
-            text = render(report, None)
-            say("matplotlib not installed (pip install -e '.[bench]'): no chart")
-        existing = args.doc.read_text() if args.doc.exists() else None
-        args.doc.write_text(merge_document(existing, text, TITLE, INTRO))
-        say(f"wrote {args.doc}" + (f" and {chart_path}" if drawn else ""))
-    return 0
+    if args.no_write:
+        return
+    drawn = chart(report, chart_path)
+    if not drawn:
+        text = render(report, None)
+        print("matplotlib not installed (pip install -e '.[bench]'): no chart")
+    existing = args.doc.read_text() if args.doc.exists() else None
+    args.doc.write_text(merge_document(existing, text, TITLE, INTRO))
+    print(f"wrote {args.doc}" + (f" and {chart_path}" if drawn else ""))
 
 
 if __name__ == "__main__":

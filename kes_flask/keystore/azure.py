@@ -75,7 +75,8 @@ def _credential(identity: Any, config: AzureKeystoreConfig) -> Any:
     Stack Hub). When an operator sets it, the authority is trusted as given: MSAL's instance
     discovery would otherwise ask login.microsoftonline.com to vouch for it.
     """
-    options: dict[str, Any] = {}
+    timeouts = {"connection_timeout": 10, "read_timeout": 30}  # sign-ins must not hang either
+    options: dict[str, Any] = dict(timeouts)
     if os.environ.get("AZURE_AUTHORITY_HOST"):
         options["disable_instance_discovery"] = True
     if config.auth == "credentials":
@@ -83,7 +84,9 @@ def _credential(identity: Any, config: AzureKeystoreConfig) -> Any:
             config.tenant_id, config.client_id, config.client_secret, **options
         )
     if config.auth == "managed_identity":
-        return identity.ManagedIdentityCredential(client_id=config.managed_identity_client_id)
+        return identity.ManagedIdentityCredential(
+            client_id=config.managed_identity_client_id, **timeouts
+        )
     return identity.DefaultAzureCredential(**options)
 
 

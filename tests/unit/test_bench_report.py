@@ -121,6 +121,8 @@ def test_acceptance_lines_are_judged_on_the_run():
 
     one_core = check("generate, 1 worker on 1 core")
     assert (one_core.value, one_core.met) == ("0.171 x", True)  # 4100 / 24000
+    by_cpu = check("generate, the same by server CPU")
+    assert (by_cpu.value, by_cpu.met) == ("1.000 x", True)  # 100 µs each in this data
     assert check("p99 of generate at half").met is True  # 3 ms
     assert check("decrypt, 2 workers").value == "1.93 x"  # 7900 / 4100
     assert check("decrypt, 2 workers").met is True
@@ -202,3 +204,12 @@ def test_cpu_plan_keeps_load_off_the_server_core_when_it_can(monkeypatch):
     assert cpu_plan(2) == ("0,1", "0,1")  # no third CPU: the load shares
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert cpu_plan(2) == ("0,1", "2,3")
+
+
+def test_a_saved_run_renders_again_the_same():
+    study = MemoryStudy(1, 1000, 5000, row(45), row(50), row(50), 3.5, 20)
+    original = report(study)
+    original.extras = {"Metrics": "one paragraph"}
+    restored = Report.from_dict(json.loads(json.dumps(original.to_dict())))
+    assert restored == original
+    assert render(restored, "c.png") == render(original, "c.png")
