@@ -211,15 +211,16 @@ def describe_transport_error(err: requests.RequestException) -> str:
 
 
 def _innermost(err: BaseException) -> str:
-    seen = err
-    while True:
-        inner = getattr(seen, "reason", None) or seen.__context__ or seen.__cause__
-        if inner is None or inner is seen or not isinstance(inner, BaseException):
-            break
-        seen = inner
-        if isinstance(seen, (ssl.SSLError, OSError)) and not isinstance(
-            seen, requests.RequestException
-        ):
-            break
-    text = str(seen)
-    return text if len(text) < 300 else text[:300] + "…"
+    """The root cause's text (e.g. "[Errno 111] Connection refused"), not urllib3's wrappers."""
+    chain: list[BaseException] = []
+    seen: BaseException | None = err
+    while seen is not None and seen not in chain and len(chain) < 10:
+        chain.append(seen)
+        inner = getattr(seen, "reason", None)
+        seen = inner if isinstance(inner, BaseException) else (seen.__cause__ or seen.__context__)
+    for cause in reversed(chain):
+        module = type(cause).__module__
+        if not module.startswith(("urllib3", "requests")):
+            text = str(cause)
+            return text if len(text) < 300 else text[:300] + "…"
+    return type(err).__name__
