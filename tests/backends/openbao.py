@@ -187,6 +187,7 @@ log_level = "warn"
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._wait_up()
         if not self.root_token:
@@ -405,6 +406,16 @@ log_level = "warn"
                 f'path "{self.transit_mount}/decrypt/{key}" {{\n  capabilities = ["update"]\n}}\n'
             )
         return hcl
+
+
+def _die_with_parent() -> None:
+    """OpenBao gets SIGTERM if the test process dies without running its atexit handlers."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 _SERVER: OpenBao | None = None
