@@ -33,6 +33,7 @@ def start(start_server, pki: PKI, bao: OpenBao, tenant: Tenant, extra: str = "",
 def assert_no_secrets(server: KesServer, bao: OpenBao, *extra: str) -> None:
     """No Vault token, secret id, role id, JWT or key value in anything the server printed."""
     text = server.text()
+    assert TOKEN_LIKE.fullmatch(bao.root_token)  # the pattern does match OpenBao's tokens
     for secret in [*bao.secrets, *extra]:
         assert secret not in text, "a credential appears in the server output"
     assert not TOKEN_LIKE.search(text), TOKEN_LIKE.search(text)
