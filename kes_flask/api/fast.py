@@ -42,6 +42,8 @@ class FastPath:
         self.rt: Runtime = app.extensions[EXTENSION]
         table = {route.endpoint: route for route in self.rt.routes.values()}
         self._routes: dict[str, tuple[Route, Callable]] = {}
+        if self.rt.audit.everything:
+            return  # ``log.audit: all`` audits these requests: Flask answers them all
         for endpoint, handler in (
             ("keys.generate", self._generate),
             ("keys.encrypt", self._encrypt),

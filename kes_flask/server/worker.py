@@ -46,6 +46,7 @@ from kes_flask.server.wsgi import (
     ok_json_head,
     write_answer,
 )
+from kes_flask.telemetry.requests import request_id
 
 log = logging.getLogger("kes_flask.server")
 
@@ -432,7 +433,8 @@ class KesWorker(Worker):
                 conn.peer, conn.authz, False,
             )  # fmt: skip
             if type(result) is bytes:
-                self._respond(conn, ok_json_head(len(result), keep) + result)
+                rid = request_id(request.header("x-request-id"))
+                self._respond(conn, ok_json_head(len(result), keep, rid) + result)
                 return
         conn.state = BUSY
         self._watch(conn, 0)
@@ -526,7 +528,8 @@ class KesWorker(Worker):
                 conn.peer, conn.authz, True,
             )  # fmt: skip
             if type(result) is bytes:
-                sock.sendall(ok_json_head(len(result), keep) + result)
+                rid = request_id(request.header("x-request-id"))
+                sock.sendall(ok_json_head(len(result), keep, rid) + result)
                 return keep
         environ = build_environ(request, body, sock, conn.client, conn.server)
         try:

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from kes_flask.server.http11 import ProtocolError, Request
+from kes_flask.telemetry.requests import REQUEST_ID_HEADER, request_id
 
 log = logging.getLogger("kes_flask.server")
 
@@ -129,12 +130,14 @@ def head_bytes(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def ok_json_head(length: int, keep: bool) -> bytes:
+def ok_json_head(length: int, keep: bool, request_id: str) -> bytes:
     """The head of a 200 JSON answer, as Flask's response plus the server's headers."""
     return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"X-Request-Id: %s\r\n%s%s\r\n"
         % (
             length,
+            request_id.encode(),
             b"Date: %s\r\n" % clock.date().encode(),
             b"" if keep else b"Connection: close\r\n",
         )
@@ -145,7 +148,11 @@ def error_bytes(error: ProtocolError) -> bytes:
     body = ('{"message":' + json.dumps(error.message) + "\n}").encode()
     head = head_bytes(
         f"{error.status} {error.reason}",
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            (REQUEST_ID_HEADER, request_id(None)),  # the request could not be read: a new id
+        ],
         close=True,
     )
     return head + body

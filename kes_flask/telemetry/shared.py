@@ -42,7 +42,7 @@ SLOT_STRIDE = 536
 
 RING_HEADER = 64  # write position and record count (int64 each), padded
 RING_SIZE = 256 * 1024
-MIN_SLOTS = 64
+MIN_SLOTS = 16
 
 _DOORBELL_PREFIX = b"\0kes-flask-log"
 

@@ -294,6 +294,11 @@ def test_counters_never_go_backwards_across_sigkill_and_sighup(start_server):
     scraper.start()
     for _ in range(10):
         generate(server, "mono")
+    for attempt in range(2):  # the hot-route fast path sets the id too (uncached, then cached)
+        status, headers, _ = fresh_request(
+            server, "PUT", "/v1/key/generate/mono", b"{}", **{"X-Request-Id": f"fast-{attempt}"}
+        )
+        assert (status, headers["X-Request-Id"]) == (200, f"fast-{attempt}")
     victim = server.worker_pids()[0]
     os.kill(victim, signal.SIGKILL)
     deadline = time.monotonic() + 30
@@ -330,7 +335,7 @@ def test_counters_never_go_backwards_across_sigkill_and_sighup(start_server):
     scraper.join(30)
     _, final = scrape(server)
     # every create and generate, none lost or counted twice
-    assert final["kes_http_response_time_count"] == 1 + 30 + probes + 3
+    assert final["kes_http_response_time_count"] == 1 + 32 + probes + 3
     assert len(history) > 5
     for name in history[-1]:
         values = [report[name] for report in history if name in report]
@@ -418,6 +423,13 @@ def test_request_ids_tag_responses_audit_events_and_error_lines(server: KesServe
     events = audit.take(lambda got: any(e["request"].get("id") == "trace-42.a" for e in got))
     assert any(e["request"]["path"] == "/v1/key/create/traced" for e in events), events
     server.wait_for("req.id=trace-42.a")  # the console audit line on stdout
+    status, headers, _ = fresh_request(  # log.audit: all audits every key use
+        server, "PUT", "/v1/key/generate/traced", b"{}", **{"X-Request-Id": "gen-7"}
+    )
+    assert (status, headers["X-Request-Id"]) == (200, "gen-7")
+    used = audit.take(lambda got: any(e["request"].get("id") == "gen-7" for e in got))
+    assert any(e["request"]["path"] == "/v1/key/generate/traced" for e in used), used
+    server.wait_for("secret key 'traced' used: generate")
     keys = server.workdir / "keys"  # a key store that fails: the handler logs an error
     shutil.rmtree(keys)
     keys.write_text("")
