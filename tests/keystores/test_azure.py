@@ -171,17 +171,19 @@ def test_names_azure_refuses_are_rejected_before_any_call(fake, store, name):
     assert len(fake.log) == before
 
 
-@pytest.mark.parametrize("mode", ["policy", "rbac"])
 @pytest.mark.parametrize(
-    ("permission", "operation"),
+    ("mode", "permission", "operation"),
     [
-        ("get", lambda s: s.get("k")),
-        ("list", lambda s: s.get("k")),
-        ("list", lambda s: s.list("")),
-        ("get", lambda s: s.create("new", b"v")),
-        ("set", lambda s: s.create("new", b"v")),
-        ("delete", lambda s: s.delete("k")),
-        ("purge", lambda s: s.delete("k")),
+        ("policy", "get", lambda s: s.get("k")),
+        ("policy", "list", lambda s: s.get("k")),
+        ("policy", "list", lambda s: s.list("")),
+        ("policy", "get", lambda s: s.create("new", b"v")),
+        ("policy", "set", lambda s: s.create("new", b"v")),
+        ("policy", "delete", lambda s: s.delete("k")),
+        ("policy", "purge", lambda s: s.delete("k")),
+        ("rbac", "get", lambda s: s.get("k")),
+        ("rbac", "set", lambda s: s.create("new", b"v")),
+        ("rbac", "purge", lambda s: s.delete("k")),
     ],
 )
 def test_forbidden_names_the_missing_permission(fake, store, mode, permission, operation):
