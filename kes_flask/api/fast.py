@@ -1,4 +1,4 @@
-"""The hot routes' success path without Flask: generate, encrypt and decrypt.
+"""The hot routes' success path without Flask: generate, encrypt, decrypt and status.
 
 MinIO asks for one data key per PUT and one decrypt per GET, so these three routes are most of
 a KES server's work. This module answers them directly from the parsed request when nothing is
@@ -21,7 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kes_flask.api.body import bytes_field, decode_object, string_field
+from kes_flask.api.responses import json_body
 from kes_flask.api.routes import Auth, Route
+from kes_flask.api.system import status_info
 from kes_flask.auth.names import valid_name
 from kes_flask.auth.peer import Peer
 from kes_flask.crypto import KeyVersion
@@ -33,6 +35,7 @@ AUTHZ_CACHE_SIZE = 256
 # What the caller must do instead of using an answer.
 FALLBACK = None  # run the request through Flask
 BLOCKING = "blocking"  # the key is not cached: answer it on a thread that may wait
+STATUS = "/v1/status"
 
 
 class FastPath:
@@ -51,11 +54,12 @@ class FastPath:
         ):
             route = table[endpoint]
             self._routes[route.path] = (route, handler)
+        self._routes[STATUS] = (table["system.status"], self._generate)  # handler unused
 
     def prefix_of(self, path: str) -> str | None:
         """The hot route prefix ``path`` falls under, or None; cheap enough for every request."""
         if not path.startswith("/v1/key/"):
-            return None
+            return STATUS if path == STATUS and STATUS in self._routes else None
         cut = path.find("/", 8)
         prefix = path[: cut + 1] if cut > 0 else ""
         return prefix if prefix in self._routes else None
@@ -73,22 +77,17 @@ class FastPath:
     ) -> bytes | str | None:
         """The JSON body of a 200 answer, ``BLOCKING``, or ``FALLBACK`` (None)."""
         route, handler = self._routes[prefix]
+        if prefix == STATUS:
+            if method != "GET" or not self._allowed(route, path, peer, authz):
+                return FALLBACK
+            # The keystore's status call may wait (a remote service, a disk write probe).
+            return json_body(status_info(self.rt)).encode() if may_block else BLOCKING
         if method != "POST" and method != "PUT":
             return FALLBACK
         name = path[len(prefix) :]
         if not valid_name(name):  # also rules out "%", "/", "." and ".." segments
             return FALLBACK
-        if route.auth is Auth.VERIFY:
-            allowed = authz.get(path)
-            if allowed is None:
-                who = peer()
-                allowed = who.error is None and self.rt.policies.authorize(who.identity, path)
-                if len(authz) >= AUTHZ_CACHE_SIZE:
-                    authz.clear()
-                authz[path] = allowed
-            if not allowed:
-                return FALLBACK
-        elif route.auth is not Auth.IDENTIFY:
+        if not self._allowed(route, path, peer, authz):
             return FALLBACK
         started = time.perf_counter()
         if len(body) > route.max_body:
@@ -116,6 +115,23 @@ class FastPath:
             metrics.request_started()
             metrics.request_finished(200, time.perf_counter() - started)
         return payload
+
+    def _allowed(
+        self, route: Route, path: str, peer: Callable[[], Peer], authz: dict[str, bool]
+    ) -> bool:
+        """The middleware's decision for a clean path, cached per connection by path."""
+        if route.auth is Auth.IDENTIFY:
+            return True
+        if route.auth is not Auth.VERIFY:
+            return False
+        allowed = authz.get(path)
+        if allowed is None:
+            who = peer()
+            allowed = who.error is None and self.rt.policies.authorize(who.identity, path)
+            if len(authz) >= AUTHZ_CACHE_SIZE:
+                authz.clear()
+            authz[path] = allowed
+        return allowed
 
     @staticmethod
     def _generate(version: KeyVersion, fields: dict[str, Any]) -> bytes:

@@ -11,9 +11,12 @@ from flask import Blueprint, Response
 from kes_flask.api.routes import ROUTES
 
 
+def json_body(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
 def json_response(value: Any) -> Response:
-    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n"
-    return Response(body, status=200, mimetype="application/json")
+    return Response(json_body(value), status=200, mimetype="application/json")
 
 
 def empty_response() -> Response:

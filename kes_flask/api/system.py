@@ -12,7 +12,7 @@ from kes_flask.api.errors import KesError
 from kes_flask.api.responses import add_route, empty_response, json_response
 from kes_flask.config.model import SECOND
 from kes_flask.keystore.base import KeystoreUnreachableError
-from kes_flask.runtime import runtime
+from kes_flask.runtime import Runtime, runtime
 from kes_flask.telemetry import system
 from kes_flask.telemetry.metrics import CONTENT_TYPE
 
@@ -37,7 +37,11 @@ def ready() -> Response:
 
 
 def status() -> Response:
-    rt = runtime()
+    return json_response(status_info(runtime()))
+
+
+def status_info(rt: Runtime) -> dict[str, object]:
+    """``/v1/status``'s answer; shared with the worker's fast path (``api/fast.py``)."""
     heap, stack = system.memory_usage()
     info: dict[str, object] = {
         "version": __version__,
@@ -56,7 +60,7 @@ def status() -> Response:
         info["keystore_unreachable"] = True  # parity: no keystore_unavailable (Decision Q4)
     else:
         info["keystore_latency"] = max(1, round(latency * 1000))  # milliseconds (Q5)
-    return json_response(info)
+    return info
 
 
 def metrics() -> Response:

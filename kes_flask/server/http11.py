@@ -20,11 +20,18 @@ MAX_HEAD = 64 * 1024
 MAX_CHUNK_LINE = 1024
 MAX_TRAILER = 8 * 1024
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_BAD_TARGET = re.compile(rb"[\x00-\x20\x7f]")
+_TCHARS = "[!#$%&'*+\\-.^_`|~0-9A-Za-z]+"
+_VALUE = "[^\\x00-\\x08\\x0a-\\x1f\\x7f]*"  # no control characters but HTAB: no bare CR or LF
+_REQUEST_LINE = re.compile(f"({_TCHARS}) ([^\\x00-\\x20\\x7f]+) (HTTP/[0-9.]+)")
+_HEADER_BLOCK = re.compile(f"(?:{_TCHARS}:{_VALUE}\\r\\n)*")  # linear: no ambiguity to backtrack
+_HEADER_PAIRS = re.compile(f"({_TCHARS}):({_VALUE})\\r\\n")
 _BARE_CR_OR_LF = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+_BARE_CR_OR_LF_TEXT = re.compile(r"\r(?!\n)|(?<!\r)\n")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_BAD_EXTENSION = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_ONE_CHUNK = re.compile(rb"([0-9A-Fa-f]{1,7})\r\n")
+_LAST_CHUNK = b"\r\n0\r\n\r\n"
+_SPECIAL = frozenset(("content-length", "transfer-encoding", "connection", "expect"))
 
 
 class ProtocolError(Exception):
@@ -87,49 +94,48 @@ def head_end(buffer: bytearray | bytes) -> int:
 
 
 def parse_head(head: bytes) -> Request:
-    """Parse a complete head (request line and headers, the blank line excluded)."""
-    lines = head.split(b"\r\n")
-    line = lines[0]
+    """Parse a complete head (request line and headers, the blank line excluded).
+
+    Two C-level regular expressions validate the whole head (token names, values without
+    control characters, CRLF only); Python then touches each header once.
+    """
+    text = head.decode("latin-1")
+    cut = text.find("\r\n")
+    line = text if cut < 0 else text[:cut]
     if len(line) > MAX_REQUEST_LINE:
         raise URI_TOO_LONG
-    bare = head.replace(b"\r\n", b"")
-    if b"\r" in bare or b"\n" in bare:
-        raise bad_request("malformed HTTP request: line endings must be CRLF")
-    parts = line.split(b" ")
-    if len(parts) != 3:
-        raise bad_request("malformed HTTP request: invalid request line")
-    method_b, target_b, version_b = parts
-    if not _TOKEN.fullmatch(method_b):
-        raise bad_request("malformed HTTP request: invalid method")
-    if version_b not in (b"HTTP/1.1", b"HTTP/1.0"):
+    matched = _REQUEST_LINE.fullmatch(line)
+    if matched is None:
+        raise _request_line_error(line)
+    method, target, version = matched.groups()
+    if version != "HTTP/1.1" and version != "HTTP/1.0":
         raise bad_request("malformed HTTP request: unsupported HTTP version")
-    if not target_b or _BAD_TARGET.search(target_b):
-        raise bad_request("malformed HTTP request: invalid request target")
-    target = target_b.decode("latin-1")
     path = _origin_path(target)
     path, _, query = path.partition("?")
     path = path.partition("#")[0]
     query = query.partition("#")[0]
 
-    if len(lines) - 1 > MAX_HEADERS:
+    block = "" if cut < 0 else text[cut + 2 :] + "\r\n"
+    if _HEADER_BLOCK.fullmatch(block) is None:
+        if _BARE_CR_OR_LF_TEXT.search(block[:-2]):
+            raise bad_request("malformed HTTP request: line endings must be CRLF")
+        raise bad_request("malformed HTTP request: invalid header line")
+    pairs = _HEADER_PAIRS.findall(block)
+    if len(pairs) > MAX_HEADERS:
         raise HEADERS_TOO_LARGE
     headers: list[tuple[str, str]] = []
     content_length: int | None = None
     transfer_encoding: str | None = None
     connection = ""
     expect = ""
-    for raw in lines[1:]:
-        if len(raw) > MAX_HEADER_LINE:
+    for name, value in pairs:
+        if len(value) > MAX_HEADER_LINE:
             raise HEADERS_TOO_LARGE
-        name_b, colon, value_b = raw.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name_b):
-            raise bad_request("malformed HTTP request: invalid header line")
-        value_b = value_b.strip(b" \t")
-        if _BAD_VALUE.search(value_b):
-            raise bad_request("malformed HTTP request: invalid header value")
-        name = name_b.decode("ascii").lower()
-        value = value_b.decode("latin-1")
+        name = name.lower()
+        value = value.strip(" \t")
         headers.append((name, value))
+        if name not in _SPECIAL:
+            continue
         if name == "content-length":
             if not value.isdigit() or not value.isascii() or len(value) > 18:
                 raise bad_request("malformed HTTP request: invalid Content-Length")
@@ -142,7 +148,7 @@ def parse_head(head: bytes) -> Request:
             transfer_encoding = value.lower()
         elif name == "connection":
             connection += "," + value.lower()
-        elif name == "expect":
+        else:
             expect = value.lower()
 
     chunked = False
@@ -152,13 +158,14 @@ def parse_head(head: bytes) -> Request:
         if content_length is not None:
             raise bad_request("malformed HTTP request: both Content-Length and Transfer-Encoding")
         chunked = True
-    version = version_b.decode("ascii")
-    tokens = {t.strip() for t in connection.split(",")}
-    keep_alive = "close" not in tokens if version == "HTTP/1.1" else False
+    if version == "HTTP/1.1":
+        keep_alive = not connection or "close" not in {t.strip() for t in connection.split(",")}
+    else:
+        keep_alive = False
     if expect and expect != "100-continue":
         raise ProtocolError(417, "Expectation Failed", f"unsupported expectation '{expect}'")
     return Request(
-        method=method_b.decode("ascii"),
+        method=method,
         target=target,
         path=path,
         query=query,
@@ -169,6 +176,17 @@ def parse_head(head: bytes) -> Request:
         keep_alive=keep_alive,
         expect_continue=bool(expect) and version == "HTTP/1.1",
     )
+
+
+def _request_line_error(line: str) -> ProtocolError:
+    if "\r" in line or "\n" in line:
+        return bad_request("malformed HTTP request: line endings must be CRLF")
+    parts = line.split(" ")
+    if len(parts) != 3:
+        return bad_request("malformed HTTP request: invalid request line")
+    if re.fullmatch(_TCHARS, parts[0]) is None:
+        return bad_request("malformed HTTP request: invalid method")
+    return bad_request("malformed HTTP request: invalid request target")
 
 
 def _origin_path(target: str) -> str:
@@ -226,6 +244,16 @@ class BodyReader:
                 del buffer[:n]
                 self._left -= n
             return self._left == 0 or self.overflow
+        if self._state == "size" and not self.parts:
+            # The usual case: the whole body in one chunk, all of it received.
+            match = _ONE_CHUNK.match(buffer)
+            if match is not None:
+                start = match.end()
+                end = start + int(match[1], 16)
+                if end <= self.keep and buffer[end : end + 7] == _LAST_CHUNK:
+                    self._take(bytes(buffer[start:end]))
+                    del buffer[: end + 7]
+                    return True
         while True:
             if self.overflow:
                 return True
@@ -253,7 +281,7 @@ class BodyReader:
                     return False
                 size, _, extension = line.partition(b";")
                 size = size.rstrip(b" \t")
-                if not _HEX.fullmatch(size) or _BAD_VALUE.search(extension):
+                if not _HEX.fullmatch(size) or _BAD_EXTENSION.search(extension):
                     raise bad_request("malformed chunked body: invalid chunk size")
                 self._left = int(size, 16)
                 self._state = "data" if self._left else "trailer"
@@ -270,10 +298,9 @@ class BodyReader:
     @staticmethod
     def _line(buffer: bytearray, limit: int) -> bytes | None:
         end = buffer.find(b"\r\n")
-        probe = buffer if end < 0 else buffer[:end]
-        if _BARE_CR_OR_LF.search(probe[:-1] if end < 0 and probe.endswith(b"\r") else probe):
-            raise bad_request("malformed chunked body: line endings must be CRLF")
         if end < 0:
+            if b"\n" in buffer or b"\r" in buffer[:-1]:
+                raise bad_request("malformed chunked body: line endings must be CRLF")
             if len(buffer) > limit:
                 raise bad_request("malformed chunked body: line too long")
             return None
@@ -281,4 +308,6 @@ class BodyReader:
             raise bad_request("malformed chunked body: line too long")
         line = bytes(buffer[:end])
         del buffer[: end + 2]
+        if b"\n" in line or b"\r" in line:
+            raise bad_request("malformed chunked body: line endings must be CRLF")
         return line

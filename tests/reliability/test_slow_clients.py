@@ -252,7 +252,7 @@ def test_a_body_too_large_to_drain_is_answered_with_connection_close(short: KesS
         wait_closed(tls, 10)
 
 
-def test_no_server_header_and_a_date_header(short: KesServer):
+def test_no_server_header_a_date_and_the_request_id(short: KesServer):
     with tls_connect(short, "admin") as tls:
         for request in (
             b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -263,6 +263,16 @@ def test_no_server_header_and_a_date_header(short: KesServer):
             _, headers, _ = read_answer(tls)
             assert "server" not in headers
             assert headers["date"].endswith(" GMT")
+            assert len(headers["x-request-id"]) == 32
+        # the inline (no Flask) answers echo a client's request id like the Flask pipeline does
+        for request in (
+            b"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Request-Id: trace-1\r\n\r\n",
+            b"POST /v1/key/generate/app-key HTTP/1.1\r\nHost: x\r\nX-Request-Id: trace-1\r\n"
+            b"Content-Length: 18\r\n\r\n" + b'{"context":"e30="}',
+        ):
+            tls.sendall(request)
+            status, headers, _ = read_answer(tls)
+            assert (status, headers["x-request-id"]) == (200, "trace-1")
 
 
 def test_plain_http_on_the_tls_port_gets_gos_answer(short: KesServer):
