@@ -53,6 +53,7 @@ log = logging.getLogger("kes_flask.server")
 BODY_KEEP = 1_000_001  # the largest route body (1 MB) plus one byte to recognise oversize
 BODY_DISCARD = 4 << 20  # read and dropped beyond that so the connection stays usable
 LINGER_SECONDS = 2.0  # after a closing answer, read what the client still sends, then close
+STOP_LINGER_SECONDS = 2.0  # on shutdown, how long an idle kept-alive connection may still ask
 SWEEP_SECONDS = 0.1
 RECV_SIZE = 256 * 1024
 _GO_HTTP_PREFIXES = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO")
@@ -193,15 +194,23 @@ class KesWorker(Worker):
             self._take_back(*self.returned.popleft())
 
     def _drain(self) -> None:
-        """SIGTERM: stop accepting, close idle connections, let requests in progress finish."""
+        """SIGTERM (also the old workers of a SIGHUP reload): stop accepting, then finish.
+
+        Connections already accepted are served — a handshake in progress completes, a request
+        that arrives is answered with ``Connection: close`` — and idle kept-alive ones get
+        ``STOP_LINGER_SECONDS`` for a last request, all within gunicorn's graceful timeout.
+        """
         self._set_accepting(False)
-        deadline = time.monotonic() + self.cfg.graceful_timeout
+        now = time.monotonic()
+        deadline = now + self.cfg.graceful_timeout
+        for conn in self.conns.values():
+            if conn.state == IDLE:
+                conn.deadline = min(conn.deadline, now + STOP_LINGER_SECONDS)
+        last_notify = 0.0
         while self.conns and time.monotonic() < deadline:
-            self.notify()
-            for conn in list(self.conns.values()):
-                idle = conn.state == HEAD and not conn.buffer
-                if idle or conn.state in (PEEK, HANDSHAKE, IDLE):
-                    self._close(conn)
+            if time.monotonic() - last_notify >= 1.0:
+                self.notify()
+                last_notify = time.monotonic()
             self._poll(SWEEP_SECONDS)
             self._sweep(time.monotonic())
         for conn in list(self.conns.values()):
