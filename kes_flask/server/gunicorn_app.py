@@ -146,14 +146,20 @@ class KesApplication(BaseApplication):
         print(line, flush=True)
 
     def load(self):
-        return create_app(
-            self.state.config,
-            generation=self.generation,
-            started=self.started,
-            started_monotonic=self.started_monotonic,
-            telemetry=self.telemetry if self.telemetry.bound else None,
-            log_format=self.options.log_format,
-        )
+        try:
+            return create_app(
+                self.state.config,
+                generation=self.generation,
+                started=self.started,
+                started_monotonic=self.started_monotonic,
+                telemetry=self.telemetry if self.telemetry.bound else None,
+                log_format=self.options.log_format,
+            )
+        except ConfigError as err:
+            # gunicorn would log the traceback of a worker that fails to boot; the operator
+            # needs the message (the master then stops: "Worker failed to boot").
+            print(f"Error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None
 
     def run(self) -> None:
         master = os.getpid()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -15,7 +16,7 @@ from cryptography import x509
 from kes_flask.auth.names import valid_name
 from kes_flask.auth.policy import PolicySet
 from kes_flask.config.errors import ConfigError
-from kes_flask.config.model import DEFAULT_ADDRESS, ServerConfig, TLSConfig
+from kes_flask.config.model import DEFAULT_ADDRESS, FSKeystoreConfig, ServerConfig, TLSConfig
 from kes_flask.crypto import KeyVersion
 from kes_flask.keystore import open_keystore
 from kes_flask.keystore.base import KeyExistsError, Keystore, KeystoreError
@@ -44,6 +45,9 @@ def prepare(config: ServerConfig, address: str = "") -> ServerState:
     tls = TLSContextProvider(config.tls, optional_client_certificate=config.any_skip_auth)
     for warning in tls_warnings(config.tls):
         log.warning("WARNING: %s", warning)
+    if isinstance(config.keystore, FSKeystoreConfig):
+        for warning in key_directory_warnings(config.keystore.path):
+            log.warning("WARNING: %s", warning)
     store = open_keystore(config.keystore, probe=True)
     try:
         create_predefined_keys(store, config)
@@ -86,3 +90,30 @@ def tls_warnings(tls: TLSConfig, now: datetime.datetime | None = None) -> list[s
     if readable is not None:
         findings.append(readable)
     return [f"{finding.message}: {finding.fix}" for finding in findings]
+
+
+def key_directory_warnings(directory: str) -> list[str]:
+    """The FS keystore's directory and key files should be private to the server's user: a key
+    file others can read is a master key anyone on the host can copy."""
+    findings = []
+    found = permission_finding(directory, "keystore.fs.path: the key directory", "keystore")
+    if found is not None:
+        findings.append(f"{found.message}: {found.fix}")
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError:
+        return findings  # a missing directory is created later; unreadable: the open fails
+    exposed = [
+        name
+        for name in entries
+        if permission_finding(os.path.join(directory, name), "", "keystore") is not None
+    ]
+    if exposed:
+        shown = ", ".join(exposed[:5]) + (
+            f" and {len(exposed) - 5} more" if len(exposed) > 5 else ""
+        )
+        findings.append(
+            f"keystore.fs.path: {len(exposed)} key file(s) in '{directory}' are readable by other "
+            f"users ({shown}): run 'chmod 600 {os.path.join(directory, '*')}'"
+        )
+    return findings

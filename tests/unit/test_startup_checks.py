@@ -84,3 +84,48 @@ def test_an_unknown_key_is_shown_with_the_load_error(tmp_path: Path):
         "Error: kesconf: invalid tls config: no private key",
         f"note: {config}: line 3: unknown key 'tsl' (ignored)",
     ]
+
+
+def test_a_worker_that_cannot_open_the_keystore_says_why_without_a_traceback(
+    tmp_path: Path, capsys
+):
+    import pytest
+
+    from kes_flask.config import parse_config
+    from kes_flask.server.gunicorn_app import KesApplication, ServerOptions
+    from kes_flask.server.startup import prepare
+
+    tls = write_pair(tmp_path, days=90)
+    keys = tmp_path / "keys"
+    text = (
+        f"admin:\n  identity: disabled\ntls:\n  key: {tls.key}\n  cert: {tls.cert}\n"
+        f"keystore:\n  fs:\n    path: {keys}\n"
+    )
+    state = prepare(parse_config(text, {}, "config.yml"), "127.0.0.1:0")
+    application = KesApplication(state, ServerOptions())
+    keys.rmdir()
+    keys.write_text("")  # the directory was replaced by a file before the worker booted
+    with pytest.raises(SystemExit) as info:
+        application.load()
+    assert info.value.code == 3  # gunicorn's WORKER_BOOT_ERROR: the master stops with a reason
+    assert "Error: keystore.fs.path:" in capsys.readouterr().err
+
+
+def test_key_files_readable_by_others_are_announced(tmp_path: Path):
+    from kes_flask.server.startup import key_directory_warnings
+
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    keys.chmod(0o700)
+    (keys / "private").write_text("x")
+    (keys / "private").chmod(0o600)
+    assert key_directory_warnings(str(keys)) == []
+    (keys / "shared").write_text("x")
+    (keys / "shared").chmod(0o644)
+    keys.chmod(0o777)
+    first, second = key_directory_warnings(str(keys))
+    assert first.startswith(f"keystore.fs.path: the key directory '{keys}' is accessible by")
+    assert second == (
+        f"keystore.fs.path: 1 key file(s) in '{keys}' are readable by other users (shared): "
+        f"run 'chmod 600 {keys}/*'"
+    )
