@@ -75,17 +75,21 @@ def run_record(pki: PKI) -> RunRecord:
     return _RECORD
 
 
-@pytest.fixture
-def start_server(start_server, run_record: RunRecord):
-    """The root fixture, with every server's output and keystore remembered for the log scan."""
+@pytest.fixture(scope="package", autouse=True)
+def record_every_server(run_record: RunRecord):
+    """Every ``KesServer`` started by a test of this package — through a fixture or directly —
+    is remembered with its keystore, so the log scan sees every line of the run."""
+    original = KesServer.start
 
-    def start(*args, **kwargs) -> KesServer:
-        server = start_server(*args, **kwargs)
-        run_record.servers.append(server)
-        run_record.keystores.append(server.workdir / "keys")
-        return server
+    def start(self: KesServer, *args, **kwargs) -> KesServer:
+        if self not in run_record.servers:
+            run_record.servers.append(self)
+            run_record.keystores.append(self.workdir / "keys")
+        return original(self, *args, **kwargs)
 
-    return start
+    KesServer.start = start  # type: ignore[method-assign]
+    yield
+    KesServer.start = original  # type: ignore[method-assign]
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

@@ -33,8 +33,7 @@ def wrapped(tmp_path_factory, pki: PKI, run_record: RunRecord):
         workdir = tmp_path_factory.mktemp("fault")
         server = WrappedServer(workdir, pki, config_yaml(pki, str(keys)), prefix=prefix)
         servers.append(server)
-        run_record.servers.append(server)
-        run_record.keystores.append(keys)
+        run_record.keystores.append(keys)  # the server itself is recorded when it starts
         return server.start()
 
     yield start
