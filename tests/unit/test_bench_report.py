@@ -6,24 +6,10 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from bench.compare import cpu_plan, requests_for
 from bench.load import Bombardier, LoadResult, Request
-from bench.report import (
-    BEGIN,
-    END,
-    FLASK,
-    GO,
-    Cell,
-    MemoryRow,
-    MemoryStudy,
-    Report,
-    Scenario,
-    acceptance,
-    chart,
-    merge_document,
-    render,
-    scenario_table,
-)
+from bench.render import BEGIN, END, chart, merge_document, render, scenario_table
+from bench.report import FLASK, GO, Cell, MemoryRow, MemoryStudy, Report, Scenario, acceptance
+from bench.scenarios import cpu_plan, requests_for
 
 BOMBARDIER_JSON = {
     "spec": {"numberOfConnections": 16, "testType": "timed", "testDurationSeconds": 2},
