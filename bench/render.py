@@ -171,7 +171,7 @@ def acceptance_table(report: Report) -> str:
 
 def render(report: Report, chart: str | None = None) -> str:
     """The generated part of docs/benchmarks.md (also printed)."""
-    parts = ["## Results", ""]
+    parts = ["### This run", ""]
     one, five, fifteen = report.load_before
     after = report.load_after
     parts += [
