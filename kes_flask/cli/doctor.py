@@ -24,6 +24,7 @@ from kes_flask.server.checks import (
     WARN,
     Finding,
     certificate_findings,
+    key_directory_findings,
     permission_finding,
 )
 
@@ -104,7 +105,7 @@ def _check_keystore(config: ServerConfig, diagnosis: Diagnosis) -> None:
 
     store_config = config.keystore
     if isinstance(store_config, FSKeystoreConfig):
-        _check_fs_permissions(store_config.path, diagnosis)
+        diagnosis.findings.extend(key_directory_findings(store_config.path))
     try:
         store = open_keystore(store_config)
     except ConfigError as err:
@@ -120,34 +121,6 @@ def _check_keystore(config: ServerConfig, diagnosis: Diagnosis) -> None:
         diagnosis.add(OK, "keystore", f"{store.description} reachable in {latency * 1000:.1f} ms")
     finally:
         store.close()
-
-
-def _check_fs_permissions(directory: str, diagnosis: Diagnosis) -> None:
-    """The key directory and every key file in it should be private to the server's user."""
-    import os
-
-    finding = permission_finding(directory, "keystore.fs.path: the key directory", "keystore")
-    if finding is not None:
-        diagnosis.findings.append(finding)
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return  # reported by the keystore check that follows
-    exposed = [
-        name
-        for name in names
-        if permission_finding(os.path.join(directory, name), "", "keystore") is not None
-    ]
-    if exposed:
-        shown = ", ".join(exposed[:5]) + (
-            f" and {len(exposed) - 5} more" if len(exposed) > 5 else ""
-        )
-        diagnosis.add(
-            WARN,
-            "keystore",
-            f"{len(exposed)} key file(s) in '{directory}' are readable by other users: {shown}",
-            f"run 'chmod 600 {os.path.join(directory, '*')}'",
-        )
 
 
 def _check_access(config: ServerConfig, identity: str, key_name: str, diagnosis: Diagnosis) -> None:

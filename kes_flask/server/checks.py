@@ -56,6 +56,35 @@ def permission_finding(path: str, what: str, area: str) -> Finding | None:
     )
 
 
+def key_directory_findings(directory: str) -> list[Finding]:
+    """The FS keystore's directory and key files should be private to the server's user: a key
+    file others can read is a master key anyone on the host can copy."""
+    findings = []
+    found = permission_finding(directory, "keystore.fs.path: the key directory", "keystore")
+    if found is not None:
+        findings.append(found)
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError:
+        return findings  # a missing directory is created later; unreadable: the open fails
+    exposed = [
+        name
+        for name in entries
+        if permission_finding(os.path.join(directory, name), "", "keystore") is not None
+    ]
+    if exposed:
+        shown = ", ".join(exposed[:5]) + (
+            f" and {len(exposed) - 5} more" if len(exposed) > 5 else ""
+        )
+        message = (
+            f"keystore.fs.path: {len(exposed)} key file(s) in '{directory}' are readable by "
+            f"other users ({shown})"
+        )
+        fix = f"run 'chmod 600 {os.path.join(directory, '*')}'"
+        findings.append(Finding(WARN, "keystore", message, fix))
+    return findings
+
+
 def certificate_findings(
     cert_path: str,
     certificate: x509.Certificate,

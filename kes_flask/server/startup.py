@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -21,7 +20,12 @@ from kes_flask.crypto import KeyVersion
 from kes_flask.keystore import open_keystore
 from kes_flask.keystore.base import KeyExistsError, Keystore, KeystoreError
 from kes_flask.server.address import parse_listen_address
-from kes_flask.server.checks import OK, certificate_findings, permission_finding
+from kes_flask.server.checks import (
+    OK,
+    certificate_findings,
+    key_directory_findings,
+    permission_finding,
+)
 from kes_flask.server.tls import TLSContextProvider
 
 log = logging.getLogger("kes_flask.server")
@@ -93,27 +97,5 @@ def tls_warnings(tls: TLSConfig, now: datetime.datetime | None = None) -> list[s
 
 
 def key_directory_warnings(directory: str) -> list[str]:
-    """The FS keystore's directory and key files should be private to the server's user: a key
-    file others can read is a master key anyone on the host can copy."""
-    findings = []
-    found = permission_finding(directory, "keystore.fs.path: the key directory", "keystore")
-    if found is not None:
-        findings.append(f"{found.message}: {found.fix}")
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError:
-        return findings  # a missing directory is created later; unreadable: the open fails
-    exposed = [
-        name
-        for name in entries
-        if permission_finding(os.path.join(directory, name), "", "keystore") is not None
-    ]
-    if exposed:
-        shown = ", ".join(exposed[:5]) + (
-            f" and {len(exposed) - 5} more" if len(exposed) > 5 else ""
-        )
-        findings.append(
-            f"keystore.fs.path: {len(exposed)} key file(s) in '{directory}' are readable by other "
-            f"users ({shown}): run 'chmod 600 {os.path.join(directory, '*')}'"
-        )
-    return findings
+    """The FS keystore's directory and key files should be private (the checks of doctor)."""
+    return [f"{f.message}: {f.fix}" for f in key_directory_findings(directory)]
