@@ -35,7 +35,7 @@ def _open(path: str, role: str) -> Iterator[Keystore]:
     except ConfigError as err:
         raise click.ClickException(f"{role} config '{path}': {err}") from None
     try:
-        store = open_keystore(config.keystore)
+        store = open_keystore(config.keystore, probe=True)  # a refused login fails here
     except ConfigError as err:
         raise click.ClickException(f"{role} keystore of '{path}': {err}") from None
     try:
