@@ -11,10 +11,9 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
-from kes_flask.api import identity, keys, logs, policy, system
+from kes_flask.api import identity, keys, logs, pipeline, policy, system
 from kes_flask.api.errors import NOT_FOUND, KesError, error_response, redirect_response
 from kes_flask.api.routes import configure_routes
-from kes_flask.auth import middleware
 from kes_flask.auth.peer import Identify, identify_gunicorn_peer
 from kes_flask.auth.policy import PolicySet
 from kes_flask.config.model import ServerConfig
@@ -49,10 +48,10 @@ def create_app(
     ``telemetry`` is the memory the gunicorn master shares with its workers (bound to this
     worker's slot), or None for a single process."""
     app = Flask("kes_flask")
-    app.url_map.merge_slashes = False  # unclean paths are redirected by the middleware
+    app.url_map.merge_slashes = False  # unclean paths are redirected by the pipeline
     for blueprint in (system.bp, keys.bp, policy.bp, identity.bp, logs.bp):
         app.register_blueprint(blueprint)
-    middleware.install(app)
+    pipeline.install(app)
     _install_error_handlers(app)
 
     if telemetry is None:

@@ -13,8 +13,6 @@ KEY_EXISTS = (400, "key already exists")
 POLICY_NOT_FOUND = (404, "policy does not exist")
 IDENTITY_NOT_FOUND = (404, "identity does not exist")
 NOT_AUTHENTIC = (400, "decryption failed: ciphertext is not authentic")
-NO_CERTIFICATE = (400, "tls: client certificate is required")
-NOT_TLS = (400, "insecure connection: TLS is required")
 INVALID_BODY = (400, "invalid request body")
 NOT_FOUND = (404, "404 page not found")
 

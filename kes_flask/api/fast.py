@@ -119,7 +119,7 @@ class FastPath:
     def _allowed(
         self, route: Route, path: str, peer: Callable[[], Peer], authz: dict[str, bool]
     ) -> bool:
-        """The middleware's decision for a clean path, cached per connection by path."""
+        """The pipeline's decision for a clean path, cached per connection by path."""
         if route.auth is Auth.IDENTIFY:
             return True
         if route.auth is not Auth.VERIFY:

@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kes_flask.api.errors import NO_CERTIFICATE, NOT_TLS
+# The API's answers when a verify route cannot identify the caller (api.md §2).
+NO_CERTIFICATE = (400, "tls: client certificate is required")
+NOT_TLS = (400, "insecure connection: TLS is required")
 
 
 @dataclass(frozen=True)
