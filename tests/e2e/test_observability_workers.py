@@ -349,31 +349,33 @@ def test_counters_never_go_backwards_across_sigkill_and_sighup(start_server):
 def test_subscribers_on_different_workers_see_every_event(server: KesServer):
     audit = subscribers_on_two_workers(server, "audit")
     errors = subscribers_on_two_workers(server, "error")
-    wait_until_subscribed(server, audit)
-    keys = [f"fan-{index}" for index in range(20)]
-    served_by = {f"/v1/key/create/{key}": create_on_some_worker(server, key) for key in keys}
-    ports = [anonymous_handshake(server) for _ in range(6)]
-    expected_paths = {f"/v1/key/create/{key}" for key in keys}
-    for subscriber in audit:
-        events = subscriber.take(lambda got: len(got) >= len(keys))
-        paths = [event["request"]["path"] for event in events]
-        assert sorted(paths) == sorted(expected_paths), (subscriber.worker, paths)
-        for worker in set(served_by.values()) - {None}:  # in order per producing worker
-            mine = [path for path in paths if served_by[path] == worker]
-            assert mine == [path for path in served_by if served_by[path] == worker], paths
-        assert all(len(event["request"]["id"]) == 32 for event in events)
-    for subscriber in errors:
+    try:
+        wait_until_subscribed(server, audit)
+        keys = [f"fan-{index}" for index in range(20)]
+        served_by = {f"/v1/key/create/{key}": create_on_some_worker(server, key) for key in keys}
+        ports = [anonymous_handshake(server) for _ in range(6)]
+        expected_paths = {f"/v1/key/create/{key}" for key in keys}
+        for subscriber in audit:
+            events = subscriber.take(lambda got: len(got) >= len(keys))
+            paths = [event["request"]["path"] for event in events]
+            assert sorted(paths) == sorted(expected_paths), (subscriber.worker, paths)
+            for worker in set(served_by.values()) - {None}:  # in order per producing worker
+                mine = [path for path in paths if served_by[path] == worker]
+                assert mine == [path for path in served_by if served_by[path] == worker], paths
+            assert all(len(event["request"]["id"]) == 32 for event in events)
+        for subscriber in errors:
 
-        def complete(got: list[dict]) -> bool:
-            text = "\n".join(event["message"] for event in got)
-            return all(f"127.0.0.1:{port}:" in text for port in ports)
+            def complete(got: list[dict]) -> bool:
+                text = "\n".join(event["message"] for event in got)
+                return all(f"127.0.0.1:{port}:" in text for port in ports)
 
-        events = subscriber.take(complete)
-        assert complete(events), (subscriber.worker, events)
-    workers = {s.worker for s in audit}
-    assert None in workers or len(workers) >= 2, workers
-    for subscriber in audit + errors:
-        subscriber.close()
+            events = subscriber.take(complete)
+            assert complete(events), (subscriber.worker, events)
+        workers = {s.worker for s in audit}
+        assert None in workers or len(workers) >= 2, workers
+    finally:  # a failure must not leave streams holding the module server's threads
+        for subscriber in audit + errors:
+            subscriber.close()
 
 
 def test_a_stalled_subscriber_never_slows_requests_and_memory_stays_flat(server: KesServer):
@@ -384,10 +386,11 @@ def test_a_stalled_subscriber_never_slows_requests_and_memory_stays_flat(server:
         plain = socket.socket()
         plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         plain.connect(("127.0.0.1", server.port))
+        plain.settimeout(30)  # fail, never hang, if no stream is answered
         tls = server.tls_context("admin").wrap_socket(plain, server_hostname="localhost")
+        stalled.append(tls)  # never read again after the status line
         tls.sendall(b"GET /v1/log/audit HTTP/1.1\r\nHost: localhost\r\n\r\n")
         assert tls.recv(12) == b"HTTP/1.1 200"
-        stalled.append(tls)  # never read again
     slowest = 0.0
     for _ in range(200):
         started = time.monotonic()
