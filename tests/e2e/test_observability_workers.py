@@ -245,7 +245,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, pki: PKI):
     its key store). ``log.audit: all`` audits every generate, so streams get plenty."""
     workdir = tmp_path_factory.mktemp("obs-workers")
     config = config_yaml(pki, str(workdir / "keys"), extra="log:\n  audit: all\n")
-    server = KesServer(workdir, pki, config, workers=WORKERS).start()
+    # Every open stream holds a handler thread of its worker, and the subscriber tests open up
+    # to 24 (more when connections keep landing on one worker): give each worker room for all.
+    server = KesServer(workdir, pki, config, workers=WORKERS, extra_args=("--threads", "32"))
+    server.start()
     yield server
     server.stop(signal.SIGINT)  # quick shutdown: nothing left to test in it
 
