@@ -1,7 +1,8 @@
 """Everything a request handler needs, built once per worker process from the configuration.
 
 This module sits below the API layer: it names the route table's type only for type checkers,
-so importing it never imports ``kes_flask.api`` (the app factory builds the table and hands it in).
+so importing it never imports ``kes_flask.api`` (``factory.py`` builds the table and hands it in).
+It imports no Flask either: the worker's fast path uses it before the Flask app exists.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from flask import current_app
 
 from kes_flask.auth.peer import Identify
 from kes_flask.auth.policy import PolicySet
@@ -41,7 +40,3 @@ class Runtime:
 
 
 EXTENSION = "kes_flask"
-
-
-def runtime() -> Runtime:
-    return current_app.extensions[EXTENSION]

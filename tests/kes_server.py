@@ -29,6 +29,21 @@ from kes_flask.server.banner import READY_LINE, RELOADED_LINE
 from tests.certificates import make_certificate
 
 START_TIMEOUT = 30.0
+# A server reuses a healthy /v1/status answer for up to 1 s (api/fast.py): a keystore failure
+# shows in /v1/status within that, so tests poll for it.
+STATUS_TTL = 1.0
+
+
+def eventually(probe, timeout: float = 10.0, interval: float = 0.05):
+    """``probe()``'s first truthy result, polling until ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {probe}")
+        time.sleep(interval)
 
 
 def free_port() -> int:

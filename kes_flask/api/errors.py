@@ -1,10 +1,6 @@
-"""KES errors and their JSON representation (api.md §2)."""
+"""KES errors (api.md §2); their JSON answers are built in ``responses.py``."""
 
 from __future__ import annotations
-
-import json
-
-from flask import Response
 
 # The (status, message) pairs clients match on (api.md §2.2) — never reword these.
 NOT_ALLOWED = (403, "not authorized: insufficient permissions")
@@ -33,20 +29,6 @@ class KesError(Exception):
     @classmethod
     def of(cls, pair: tuple[int, str]) -> KesError:
         return cls(*pair)
-
-
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    # Upstream writes the message with a JSON encoder (which appends a newline) and then "}".
-    body = '{"message":' + json.dumps(message) + "\n}"
-    return Response(body, status=status, mimetype="application/json", headers=headers)
-
-
-def redirect_response(location: str, status: int = 301) -> Response:
-    """A redirect the way every other answer looks: JSON, for every method (Werkzeug's is HTML).
-
-    The body names the target, so a client that does not follow redirects sees where to go.
-    """
-    return error_response(status, f"moved permanently to '{location}'", {"Location": location})
 
 
 def invalid_name(kind: str, name: str) -> KesError:

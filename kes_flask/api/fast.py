@@ -20,14 +20,13 @@ from base64 import b64encode
 from collections.abc import Callable
 from typing import Any
 
-from kes_flask.api.body import bytes_field, decode_object, string_field
-from kes_flask.api.responses import json_body
+from kes_flask.api.body import bytes_field, decode_object, json_body, string_field
 from kes_flask.api.routes import Auth, Route
-from kes_flask.api.system import status_info
+from kes_flask.api.status import status_info
 from kes_flask.auth.names import valid_name
 from kes_flask.auth.peer import Peer
 from kes_flask.crypto import KeyVersion
-from kes_flask.runtime import EXTENSION, Runtime
+from kes_flask.runtime import Runtime
 
 KEY_SIZE = 32
 AUTHZ_CACHE_SIZE = 256
@@ -36,13 +35,18 @@ AUTHZ_CACHE_SIZE = 256
 FALLBACK = None  # run the request through Flask
 BLOCKING = "blocking"  # the key is not cached: answer it on a thread that may wait
 STATUS = "/v1/status"
+# A healthy status answer is reused for this long: its keystore probe (for FS a file write) and
+# memory figures cost more than the rest of the request. A failure is never reused, so a
+# recovering keystore shows at once; a new failure shows within this time.
+STATUS_TTL = 1.0
 
 
 class FastPath:
-    """Per-worker table of the hot routes, built from the Flask app's runtime."""
+    """Per-worker table of the hot routes, built from the worker's runtime."""
 
-    def __init__(self, app: Any) -> None:
-        self.rt: Runtime = app.extensions[EXTENSION]
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self._status: tuple[float, dict[str, object]] | None = None  # (when, healthy answer)
         table = {route.endpoint: route for route in self.rt.routes.values()}
         self._routes: dict[str, tuple[Route, Callable]] = {}
         if self.rt.audit.everything:
@@ -80,8 +84,7 @@ class FastPath:
         if prefix == STATUS:
             if method != "GET" or not self._allowed(route, path, peer, authz):
                 return FALLBACK
-            # The keystore's status call may wait (a remote service, a disk write probe).
-            return json_body(status_info(self.rt)).encode() if may_block else BLOCKING
+            return self._status_answer(may_block)
         if method != "POST" and method != "PUT":
             return FALLBACK
         name = path[len(prefix) :]
@@ -115,6 +118,20 @@ class FastPath:
             metrics.request_started()
             metrics.request_finished(200, time.perf_counter() - started)
         return payload
+
+    def _status_answer(self, may_block: bool) -> bytes | str:
+        now = time.monotonic()
+        cached = self._status
+        if cached is None or now - cached[0] >= STATUS_TTL:
+            if not may_block:  # the keystore probe may wait (a remote service, a disk write)
+                return BLOCKING
+            info = status_info(self.rt)
+            if "keystore_latency" in info:
+                self._status = (now, info)
+            return json_body(info).encode()
+        info = dict(cached[1])
+        info["uptime"] = round(now - self.rt.started_monotonic)
+        return json_body(info).encode()
 
     def _allowed(
         self, route: Route, path: str, peer: Callable[[], Peer], authz: dict[str, bool]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g
 
+from kes_flask.api.context import runtime
 from kes_flask.api.errors import IDENTITY_NOT_FOUND, KesError, invalid_name, invalid_pattern
 from kes_flask.api.responses import add_route, json_response
 from kes_flask.auth.names import valid_name, valid_pattern
-from kes_flask.runtime import runtime
 
 bp = Blueprint("identity", __name__)
 

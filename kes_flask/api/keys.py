@@ -10,7 +10,8 @@ from base64 import b64encode
 
 from flask import Blueprint, Response, g, request
 
-from kes_flask.api.body import BodyError, bytes_field, read_object, string_field
+from kes_flask.api.body import BodyError, bytes_field, string_field
+from kes_flask.api.context import runtime
 from kes_flask.api.errors import (
     INVALID_BODY,
     KEY_EXISTS,
@@ -20,6 +21,7 @@ from kes_flask.api.errors import (
     invalid_name,
     invalid_pattern,
 )
+from kes_flask.api.request_body import read_object
 from kes_flask.api.responses import add_route, empty_response, json_response
 from kes_flask.auth.names import valid_name, valid_pattern
 from kes_flask.crypto import Algorithm, DecryptionError, KeyVersion
@@ -31,7 +33,6 @@ from kes_flask.keystore.base import (
     KeyNotFoundError,
     KeystoreError,
 )
-from kes_flask.runtime import runtime
 
 bp = Blueprint("keys", __name__)
 log = logging.getLogger("kes_flask.api")

@@ -17,8 +17,9 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from kes_flask.api.context import runtime
 from kes_flask.api.responses import add_route
-from kes_flask.runtime import Runtime, runtime
+from kes_flask.runtime import Runtime
 from kes_flask.telemetry.logs import LogHub
 
 bp = Blueprint("logs", __name__)

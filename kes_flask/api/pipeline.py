@@ -12,9 +12,10 @@ import time
 
 from flask import Flask, Response, g, request
 
-from kes_flask.api.errors import NOT_ALLOWED, KesError, redirect_response
+from kes_flask.api.context import runtime
+from kes_flask.api.errors import NOT_ALLOWED, KesError
+from kes_flask.api.responses import redirect_response
 from kes_flask.api.routes import Auth, Route
-from kes_flask.runtime import runtime
 from kes_flask.telemetry.logs import REQUEST_ID
 from kes_flask.telemetry.requests import REQUEST_ID_HEADER, request_id
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 
+from kes_flask.api.context import runtime
 from kes_flask.api.errors import POLICY_NOT_FOUND, KesError, invalid_name, invalid_pattern
 from kes_flask.api.responses import add_route, json_response
 from kes_flask.auth.names import valid_name, valid_pattern
 from kes_flask.auth.policy import Policy
-from kes_flask.runtime import runtime
 
 bp = Blueprint("policy", __name__)
 

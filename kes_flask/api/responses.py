@@ -1,4 +1,5 @@
-"""Success responses shaped like Go's ``json.Encoder`` output (api.md §1.8)."""
+"""Flask responses shaped like Go KES's: success bodies as Go's ``json.Encoder`` writes them
+(api.md §1.8), errors as ``{"message": ...}`` (api.md §2)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,8 @@ from typing import Any
 
 from flask import Blueprint, Response
 
+from kes_flask.api.body import json_body
 from kes_flask.api.routes import ROUTES
-
-
-def json_body(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False) + "\n"
 
 
 def json_response(value: Any) -> Response:
@@ -23,6 +21,20 @@ def empty_response() -> Response:
     response = Response(b"", status=200)
     response.headers.remove("Content-Type")
     return response
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    # Upstream writes the message with a JSON encoder (which appends a newline) and then "}".
+    body = '{"message":' + json.dumps(message) + "\n}"
+    return Response(body, status=status, mimetype="application/json", headers=headers)
+
+
+def redirect_response(location: str, status: int = 301) -> Response:
+    """A redirect the way every other answer looks: JSON, for every method (Werkzeug's is HTML).
+
+    The body names the target, so a client that does not follow redirects sees where to go.
+    """
+    return error_response(status, f"moved permanently to '{location}'", {"Location": location})
 
 
 _ROUTES_BY_ENDPOINT = {route.endpoint: route for route in ROUTES}

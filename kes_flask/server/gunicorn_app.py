@@ -1,8 +1,9 @@
 """kes-flask as a gunicorn application running in this process (the master).
 
 The master validates the configuration, connects the keystore and creates the pre-defined
-keys before binding; workers (``worker.KesWorker``) each build the Flask app from the
-validated config.
+keys before binding; workers (``worker.KesWorker``) each build their runtime from the
+validated config, start serving, and then load the Flask app around it. The master never
+imports Flask.
 SIGHUP re-reads the config in the master first and only replaces the workers if the new
 config is valid — an invalid file is logged and the old workers keep serving.
 """
@@ -19,16 +20,18 @@ from dataclasses import dataclass, field
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from kes_flask.app import create_app
 from kes_flask.config.errors import ConfigError
 from kes_flask.crypto import Timestamp
+from kes_flask.factory import build_runtime
 from kes_flask.keystore.cache import SharedGeneration
+from kes_flask.runtime import Runtime
 from kes_flask.server.address import gunicorn_bind
 from kes_flask.server.banner import READY_LINE, RELOADED_LINE
+from kes_flask.server.connection import ServingOptions
 from kes_flask.server.console import KesLogger
 from kes_flask.server.hardening import MemoryLock
 from kes_flask.server.startup import ServerState
-from kes_flask.server.worker import KesWorker, ServingOptions
+from kes_flask.server.worker import KesWorker
 from kes_flask.telemetry.shared import SharedTelemetry, slot_count
 
 log = logging.getLogger("kes_flask.server")
@@ -146,9 +149,10 @@ class KesApplication(BaseApplication):
             print(self.options.banner(self.state), flush=True)
         print(line, flush=True)
 
-    def load(self):
+    def load_runtime(self) -> Runtime:
+        """In the worker: the runtime its fast path serves from (no Flask yet)."""
         try:
-            return create_app(
+            return build_runtime(
                 self.state.config,
                 generation=self.generation,
                 started=self.started,
@@ -161,6 +165,19 @@ class KesApplication(BaseApplication):
             # needs the message (the master then stops: "Worker failed to boot").
             print(f"Error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None
+
+    def load_flask(self, runtime: Runtime):
+        """In the worker, after its loop has started: the Flask app around ``runtime``.
+
+        Imported here, not at the top: the master never needs Flask, and a worker loads it
+        while it already answers the hot routes.
+        """
+        from kes_flask.app import create_app
+
+        return create_app(self.state.config, runtime=runtime)
+
+    def load(self):
+        return self.load_flask(self.load_runtime())
 
     def run(self) -> None:
         master = os.getpid()

@@ -25,7 +25,7 @@ from kes_flask.keystore.gcp import service_account_info
 from tests.backends import aws as aws_backend
 from tests.backends import gcp as gcp_backend
 from tests.fakes.faults import FaultProxy
-from tests.kes_server import PKI, KesServer
+from tests.kes_server import PKI, KesServer, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -196,7 +196,7 @@ def throttling_outage_and_recovery(server: KesServer, cloud: Cloud) -> None:
         client.create_key("after-expiry")
         assert [s for _, p, s in cloud.fake.log if p.endswith("/secrets")][-2:] == [401, 200]
     cloud.set_down(True)
-    assert client.status().get("keystore_unreachable") is True
+    assert eventually(lambda: client.status().get("keystore_unreachable")) is True
     assert client.send("GET", "/v1/ready").status == 504
     assert client.decrypt("cached", ciphertext) == b"plaintext"  # served from the cache
     with pytest.raises(KesServerError) as caught:

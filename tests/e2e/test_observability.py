@@ -68,6 +68,20 @@ def test_audit_stream_delivers_create_and_delete_events(start_server, pki: PKI):
     assert "msg=\"secret key 'audited' created\"" in "\n".join(server.stdout)
 
 
+def test_open_log_streams_leave_the_handler_threads_to_other_requests(start_server, pki: PKI):
+    """A subscriber holds its stream as long as it likes: with one handler thread and four
+    streams open, requests that need a handler thread (create, describe) are still answered."""
+    server = start_server(workers=1, extra_args=("--threads", "1"))
+    streams = [stream_events(server, "audit") for _ in range(4)]
+    for events in streams:
+        wait_until_subscribed(server, events)  # creates keys: each needs the handler thread
+    client = server.client("admin", timeout=10)
+    client.create_key("while-streaming")
+    assert client.describe_key("while-streaming")["name"] == "while-streaming"
+    for events in streams:  # every stream is still live
+        assert events.get(timeout=10)["request"]["path"] == "/v1/key/create/while-streaming"
+
+
 def test_error_stream_reports_tls_handshake_errors(start_server, pki: PKI):
     server = start_server(workers=1)
     events = stream_events(server, "error")

@@ -247,7 +247,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, pki: PKI):
     config = config_yaml(pki, str(workdir / "keys"), extra="log:\n  audit: all\n")
     # Every open stream holds a handler thread of its worker, and the subscriber tests open up
     # to 24 (more when connections keep landing on one worker): give each worker room for all.
-    server = KesServer(workdir, pki, config, workers=WORKERS, extra_args=("--threads", "32"))
+    server = KesServer(workdir, pki, config, workers=WORKERS)
     server.start()
     yield server
     server.stop(signal.SIGINT)  # quick shutdown: nothing left to test in it

@@ -160,7 +160,7 @@ def test_tokens_seal_unseal_and_restart_cost_no_restart(start_server, pki: PKI, 
     try:
         openbao.seal()
         wait_until(lambda: ready_status(client) == 504)  # within one ping (1 s) and a probe
-        assert client.status()["keystore_unreachable"] is True
+        assert wait_until(lambda: client.status().get("keystore_unreachable")) is True
         assert client.decrypt("cached", dek.ciphertext) == dek.plaintext
         began = time.monotonic()
         status, _, body = client.request("GET", "/v1/key/describe/uncached")

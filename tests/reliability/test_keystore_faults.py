@@ -67,8 +67,11 @@ def test_permission_loss_is_502_and_not_ready_then_recovers(
         response = api.call("PUT", "/v1/key/create/during")
         assert (response.status_code, response.json()) == (502, {"message": "failed to create key"})
         to_unready = wait_until(lambda: ready_status(api) != 200, DEADLINE, "/v1/ready non-200")
-        status = api.call("GET", "/v1/status").json()
-        assert status.get("keystore_unreachable") is True
+        wait_until(
+            lambda: api.call("GET", "/v1/status").json().get("keystore_unreachable") is True,
+            DEADLINE,
+            "/v1/status keystore_unreachable",
+        )
         listing = api.call("GET", "/v1/key/list/*")
         assert (listing.status_code, listing.json()) == (502, {"message": "failed to list keys"})
         # held past a ping: the workers' background probes mark the keystore offline too
