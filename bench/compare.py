@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(
         scenarios=scenarios,
         machine=machine,
+        logical_cpus=os.cpu_count() or 0,
         load_before=load_before,
         load_after=procs.load_average(),
         settings={

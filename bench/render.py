@@ -164,7 +164,9 @@ def memory_study_table(study: MemoryStudy) -> str:
 def acceptance_table(report: Report) -> str:
     lines = ["| acceptance line | this run | target | |", "|---|---:|---|---|"]
     for check in acceptance(report):
-        verdict = {True: "met", False: "**not met**", None: "not measured"}[check.met]
+        verdict = {True: "met", False: "**not met**", None: check.reason or "not measured"}[
+            check.met
+        ]
         lines.append(f"| {check.what} | {check.value} | {check.target} | {verdict} |")
     return "\n".join(lines)
 
