@@ -87,13 +87,21 @@ class KesWorker(Worker):
         finally:
             self.flask_loaded.set()
 
-    def handle_exit(self, sig: int, frame: object) -> None:
-        self.runtime.stopping.set()  # ends log streams and background tasks
+    def _stop(self) -> None:
+        """From a signal handler, which may run before ``load_wsgi`` has built anything."""
         self.alive = False
-        self.loop.alive = False
+        runtime = getattr(self, "runtime", None)
+        if runtime is not None:
+            runtime.stopping.set()  # ends log streams and background tasks
+        loop = getattr(self, "loop", None)
+        if loop is not None:
+            loop.alive = False
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        self._stop()
 
     def handle_quit(self, sig: int, frame: object) -> None:
-        self.runtime.stopping.set()  # SIGINT/SIGQUIT: a quick shutdown must not wait for streams
+        self._stop()  # SIGINT/SIGQUIT: a quick shutdown must not wait for streams
         super().handle_quit(sig, frame)
 
     def run(self) -> None:
