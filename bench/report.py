@@ -149,7 +149,9 @@ class Report:
             settings=data["settings"],
             memory=study,
             extras=data.get("extras", {}),
-            logical_cpus=data.get("logical_cpus") or _cpus_of(data["machine"]),
+            logical_cpus=data["logical_cpus"]
+            if "logical_cpus" in data
+            else _cpus_of(data["machine"]),
         )
 
 
@@ -227,6 +229,29 @@ def acceptance(report: Report) -> list[Check]:
                 f"not measurable on {report.logical_cpus} CPUs: the load shares the servers' cores"
                 if shared and ratio
                 else "",
+            )
+        )
+        # By server CPU per request, as for one core: N workers on N cores serve N / (CPU per
+        # request) — 1.8x is met when a request costs no more than 2 / 1.8 of its 1-worker cost.
+        cores = two.cores / one.cores if one and two else 0
+        by_cpu = (
+            cores * bottom.cpu_us / top.cpu_us if top and bottom and top.cpu_us and cores else None
+        )
+        go_by_cpu = (
+            cores * go_bottom.cpu_us / go_top.cpu_us
+            if go_top and go_bottom and go_top.cpu_us and cores
+            else None
+        )
+        value = f"{by_cpu:.2f} x" if by_cpu else "-"
+        if by_cpu and go_by_cpu:
+            value += f" (Go KES {go_by_cpu:.2f} x)"
+        checks.append(
+            Check(
+                f"{operation}, 2-core scaling by server CPU per request "
+                "(2 x 1-worker µs / 2-worker µs)",
+                value,
+                "≥ 1.8 x",
+                by_cpu >= 1.8 if by_cpu else None,
             )
         )
     worst = max(

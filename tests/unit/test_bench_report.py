@@ -126,6 +126,8 @@ def test_acceptance_lines_are_judged_on_the_run():
     assert check("p99 of generate at half").met is True  # 3 ms
     assert check("decrypt, 2 workers").value.startswith("1.93 x")  # 7900 / 4100
     assert check("decrypt, 2 workers").met is True
+    scaling = check("decrypt, 2-core scaling by server CPU")
+    assert (scaling.value, scaling.met) == ("2.00 x (Go KES 2.00 x)", True)  # 100 µs everywhere
     assert (check("largest worker RSS").value, check("largest worker RSS").met) == (
         "56.0 MiB",
         True,
