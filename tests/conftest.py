@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 
 from tests.backends import BACKENDS
@@ -15,6 +18,31 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"interop peers: MinIO {peers.MINIO_VERSION} ({peers.MINIO_MODULE})")
     lines.append(f"interop toolchain: {peers.go_version()}; cache {peers.cache_dir()}")
     return lines
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def kes_log() -> Iterator[list[logging.LogRecord]]:
+    """Every record that reaches the ``kes_flask`` logger during the test, at its own level.
+
+    The app's logging setup makes that logger non-propagating. pytest's ``caplog`` reaches a
+    non-propagating logger only if it already was one when the test phase began, so a test that
+    builds the process's first app saw nothing with ``caplog`` (``-k`` runs of a single test).
+    The app's setup replaces only its own handlers, so this one stays attached.
+    """
+    handler = _Records()
+    logger = logging.getLogger("kes_flask")
+    logger.addHandler(handler)
+    yield handler.records
+    logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")

@@ -541,7 +541,7 @@ class FailingStore(MemoryKeystore):
         return super().status()
 
 
-def test_every_keystore_io_error_is_the_routes_502_and_is_logged_with_the_request(caplog):
+def test_every_keystore_io_error_is_the_routes_502_and_is_logged_with_the_request(kes_log):
     import errno
 
     config = make_app()[0].extensions["kes_flask"].config
@@ -562,11 +562,11 @@ def test_every_keystore_io_error_is_the_routes_502_and_is_logged_with_the_reques
     }
     body = json.dumps({"key": b64(b"k" * 32), "cipher": "AES256"})
     for (method, path), text in expected.items():
-        caplog.clear()
+        kes_log.clear()
         data = body if "import" in path else None
         response = client.open(path, method=method, data=data, environ_base=env)
         assert (response.status_code, message(response)) == (502, text), path
-        (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+        (record,) = [r for r in kes_log if r.levelname == "ERROR"]
         assert record.attrs["req.path"] == path and record.attrs["req.identity"] == ADMIN
         assert "No space left on device" in record.getMessage()
     assert client.get("/v1/ready", environ_base=env).status_code == 502
