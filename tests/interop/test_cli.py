@@ -265,11 +265,21 @@ def test_ls_keys_policies_identities(kes):
         same(kes("ls", *flags))
 
 
-def test_metric(kes):
-    results = kes("metric", timeout=4)  # prints a JSON line per interval until interrupted
-    go, flask = (json.loads(results[name].stdout.splitlines()[0]) for name in ("go", "flask"))
+def test_metric(kes, pair, pki, go_cli):
+    for result in kes("key", "ls", "--json").values():  # a handled request, whatever ran before
+        assert result.returncode == 0, result.stderr
+    # ``kes metric`` prints a JSON line per interval until interrupted: wait for the first one.
+    go, flask = (
+        json.loads(
+            _first_line(
+                [str(go_cli.binary), "metric", "-k"],
+                _clean_env(KES_SERVER=server.endpoint, KES_API_KEY=str(pki["admin"].api_key)),
+            )
+        )
+        for server in (pair["go"], pair["flask"])
+    )
     assert set(flask) == set(go)
-    assert flask["kes_http_request_success"] > 0
+    assert flask["kes_http_request_success"] > 0 and go["kes_http_request_success"] > 0
 
 
 # --- kes-flask's own CLI next to the Go CLI ----------------------------------------------------
