@@ -9,14 +9,13 @@ import os
 import shutil
 import signal
 import stat
-import time
 from pathlib import Path
 
 import pytest
 
 from kes_flask.client import ErrKeyNotFound, ErrNotAllowed, KesClient, KesServerError
 from kes_flask.crypto import KeyVersion
-from tests.kes_server import PKI, config_yaml
+from tests.kes_server import PKI, config_yaml, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -196,9 +195,14 @@ def test_sigterm_stops_master_and_workers(start_server, pki: PKI):
     server = start_server()
     workers = server.worker_pids()
     assert len(workers) == 2
-    assert server.stop(signal.SIGTERM) == 0
-    time.sleep(0.2)
-    for pid in workers:
-        assert (
-            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
-        )
+    # Right after start a worker may still be building its runtime: it stops cleanly too.
+    assert server.stop(signal.SIGTERM) == 0, server.text()
+    assert "Traceback" not in server.text()
+
+    def gone(pid: int) -> bool:
+        try:
+            return "zombie" in Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+
+    eventually(lambda: all(gone(pid) for pid in workers))
