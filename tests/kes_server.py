@@ -27,6 +27,9 @@ from kes_flask.auth.identity import APIKey, certificate_identity
 from kes_flask.client import KesClient
 from kes_flask.server.banner import READY_LINE, RELOADED_LINE
 from tests.certificates import make_certificate
+from tests.ports import PORT_TRIES, free_port, listens_on, port_taken
+
+__all__ = ["PKI", "KesServer", "config_yaml", "eventually", "free_port"]
 
 START_TIMEOUT = 30.0
 # A server reuses a healthy /v1/status answer for up to 1 s (api/fast.py): a keystore failure
@@ -44,12 +47,6 @@ def eventually(probe, timeout: float = 10.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {probe}")
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -137,10 +134,14 @@ class KesServer:
         self.extra_args = extra_args
         self.env = env
         self.port = free_port()
+        self._picked_port = self.port  # a test that sets .port itself keeps it, taken or not
         self.endpoint = f"https://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
         self.stdout: list[str] = []
         self.stderr: list[str] = []
+        self.taken_ports: list[int] = []  # picked ports another process bound first
+        self._ready_once = False
+        self._readers: list[threading.Thread] = []
         self._lock = threading.Condition()
 
     def command(self) -> list[str]:
@@ -159,6 +160,18 @@ class KesServer:
         ]
 
     def start(self, wait: bool = True) -> KesServer:
+        """Start the process; with ``wait``, until it is ready and accepts connections.
+
+        ``wait_for`` starts it again on a new port if its first start found the picked port
+        taken (free_port() cannot reserve it), so read ``port``/``endpoint`` after it is ready.
+        """
+        with self._lock:
+            self._launch()
+        if wait:
+            self.wait_ready()
+        return self
+
+    def _launch(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {}))
         self.process = subprocess.Popen(
             self.command(),
@@ -168,15 +181,15 @@ class KesServer:
             text=True,
             env=env,
         )
-        for stream, sink in (
-            (self.process.stdout, self.stdout),
-            (self.process.stderr, self.stderr),
-        ):
-            threading.Thread(target=self._collect, args=(stream, sink), daemon=True).start()
-        if wait:
-            self.wait_for(READY_LINE)
-            self.wait_for_port()
-        return self
+        self._readers = [
+            threading.Thread(target=self._collect, args=(stream, sink), daemon=True)
+            for stream, sink in (
+                (self.process.stdout, self.stdout),
+                (self.process.stderr, self.stderr),
+            )
+        ]
+        for reader in self._readers:
+            reader.start()
 
     def _collect(self, stream, sink: list[str]) -> None:
         for line in stream:
@@ -185,6 +198,32 @@ class KesServer:
                 self._lock.notify_all()
         with self._lock:
             self._lock.notify_all()
+
+    def _drain(self, timeout: float = 5.0) -> None:
+        """Wait (lock held, released while waiting) until an exited process's output is read."""
+        deadline = time.monotonic() + timeout
+        while any(reader.is_alive() for reader in self._readers):
+            if time.monotonic() > deadline:
+                return
+            self._lock.wait(0.05)
+
+    def _moved_off_a_taken_port(self) -> bool:
+        """After an exit: if the first start lost its picked port to another process (between
+        free_port() and the bind), start again on a new port. Lock held."""
+        self._drain()
+        if (
+            self._ready_once
+            or self.port != self._picked_port
+            or len(self.taken_ports) >= PORT_TRIES
+            or not port_taken("\n".join(self.stderr + self.stdout))
+        ):
+            return False
+        self.taken_ports.append(self.port)
+        self.port = self._picked_port = free_port()
+        self.endpoint = f"https://127.0.0.1:{self.port}"
+        self.stdout, self.stderr = [], []  # the lost start's readers keep the old lists
+        self._launch()
+        return True
 
     def text(self) -> str:
         with self._lock:
@@ -195,22 +234,34 @@ class KesServer:
         with self._lock:
             while sum(needle in line for line in self.stdout + self.stderr) < count:
                 if self.process is not None and self.process.poll() is not None:
-                    time.sleep(0.2)
+                    if self._moved_off_a_taken_port():
+                        continue
                     raise RuntimeError(f"server exited ({self.process.returncode}):\n{self.text()}")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(f"'{needle}' not seen within {timeout}s:\n{self.text()}")
                 self._lock.wait(min(remaining, 0.2))
 
-    def wait_for_port(self, timeout: float = 10.0) -> None:
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Until the ready line is printed and the process's own socket listens on the port."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
+        while True:
+            self.wait_for(READY_LINE, timeout=max(deadline - time.monotonic(), 0.1))
+            assert self.process is not None
+            while not listens_on(self.process.pid, self.port):
+                if self.process.poll() is not None:
+                    break  # Go KES prints its ready line before it binds
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"not listening on {self.port} in {timeout}s:\n{self.text()}"
+                    )
                 time.sleep(0.05)
-        raise TimeoutError(f"port {self.port} not accepting connections")
+            else:
+                self._ready_once = True
+                return
+            with self._lock:
+                if not self._moved_off_a_taken_port():
+                    raise RuntimeError(f"server exited ({self.process.returncode}):\n{self.text()}")
 
     def reload(self, expect_success: bool = True) -> None:
         assert self.process is not None

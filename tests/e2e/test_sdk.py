@@ -37,7 +37,6 @@ from kes_flask.client import (
     Status,
 )
 from kes_flask.client.environment import SettingsError, from_environment
-from kes_flask.server.banner import READY_LINE
 from tests.kes_server import PKI, KesServer, config_yaml, free_port
 
 FAST = (0.01, 0.02)  # retry delays for the tests (kms-go: 0.2 to 1.0 s)
@@ -59,8 +58,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, pki: PKI):
         config = config_yaml(pki, str(keys), extra=POLICY.format(app=pki["app"].identity))
         started.append(KesServer(workdir, pki, config, workers=1).start(wait=False))
     for server in started:  # both boot at the same time
-        server.wait_for(READY_LINE)
-        server.wait_for_port()
+        server.wait_ready()
     yield started
     for server in started:
         server.stop()

@@ -28,7 +28,6 @@ from click.testing import CliRunner
 
 from kes_flask.cli.common import Console
 from kes_flask.cli.main import cli, main
-from kes_flask.server.banner import READY_LINE
 from tests.interop.peers import CLIResult, GoCLI, GoKesServer
 from tests.kes_server import PKI, KesServer, config_yaml, free_port
 
@@ -65,8 +64,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, pki: PKI, go_kes: Path):
             servers[name] = KesServer(workdir, pki, config, workers=2)
         servers[name].start(wait=False)
     for server in servers.values():  # both boot at the same time
-        server.wait_for(READY_LINE)
-        server.wait_for_port()
+        server.wait_ready()
     yield servers
     for server in servers.values():
         server.stop()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from kes_flask.server.banner import READY_LINE
 from tests.backends.openbao import OpenBao
 from tests.e2e.test_vault_server import assert_no_secrets
 from tests.interop.peers import GoKesServer
@@ -34,8 +33,7 @@ def nodes(request, tmp_path_factory: pytest.TempPathFactory, pki: PKI, go_kes: P
         for server in servers.values():  # all three boot at once
             server.start(wait=False)
         for server in servers.values():
-            server.wait_for(READY_LINE, timeout=60)
-            server.wait_for_port(timeout=60)
+            server.wait_ready(timeout=60)
         yield {name: server.client("admin") for name, server in servers.items()}, tenant
     finally:
         for server in servers.values():
