@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import queue
 import socket
 import ssl
@@ -15,48 +16,55 @@ from tests.kes_server import PKI, KesServer
 pytestmark = pytest.mark.e2e
 
 
-def stream_events(server: KesServer, kind: str) -> queue.Queue:
-    events: queue.Queue = queue.Queue()
+PROBE_KEY = "probe-"  # wait_until_subscribed's keys
+PROBE_PATH = f"/v1/key/create/{PROBE_KEY}"
+_PROBES = itertools.count()  # key names unique across the calls of a test
 
-    def read() -> None:
+
+class Stream:
+    """A ``/v1/log/<kind>`` subscriber on a thread. Events land in ``events``, except the audit
+    events of probe keys, which only set ``live``: then no late probe event can be taken for
+    a test's own event."""
+
+    def __init__(self, server: KesServer, kind: str) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.live = threading.Event()
+        threading.Thread(target=self._read, args=(server, kind), daemon=True).start()
+
+    def _read(self, server: KesServer, kind: str) -> None:
         try:
             for event in server.client("admin", timeout=60).log_stream(kind):
-                events.put(event)
+                if str(event.get("request", {}).get("path", "")).startswith(PROBE_PATH):
+                    self.live.set()
+                else:
+                    self.events.put(event)
         except Exception as err:
-            events.put(err)
-
-    threading.Thread(target=read, daemon=True).start()
-    return events
+            self.events.put(err)
 
 
-def wait_until_subscribed(server: KesServer, events: queue.Queue) -> None:
+def wait_until_subscribed(server: KesServer, stream: Stream, timeout: float = 60.0) -> None:
     """Create probe keys until the stream delivers one: then the subscription is live."""
     client = server.client("admin")
-    for attempt in range(50):
-        client.create_key(f"probe-{attempt}")
-        try:
-            events.get(timeout=0.2)
+    deadline = time.monotonic() + timeout
+    while True:
+        client.create_key(f"{PROBE_KEY}{next(_PROBES)}")
+        if stream.live.wait(0.2):
             break
-        except queue.Empty:
-            continue
-    else:
-        raise AssertionError("the audit stream never delivered an event")
-    time.sleep(0.3)
-    while not events.empty():  # drop late probe events
-        events.get_nowait()
+        assert time.monotonic() < deadline, "the audit stream never delivered an event"
     client.close()
 
 
 def test_audit_stream_delivers_create_and_delete_events(start_server, pki: PKI):
     server = start_server(workers=1)
-    events = stream_events(server, "audit")
-    wait_until_subscribed(server, events)
+    stream = Stream(server, "audit")
+    wait_until_subscribed(server, stream)
+    events = stream.events
     client = server.client("admin")
     client.create_key("audited")
     client.generate_key("audited")  # not audited
     client.delete_key("audited")
-    created = events.get(timeout=10)
-    deleted = events.get(timeout=10)
+    created = events.get(timeout=30)
+    deleted = events.get(timeout=30)
     assert created["request"]["path"] == "/v1/key/create/audited"
     assert created["request"]["identity"] == pki["admin"].identity
     assert created["request"]["ip"] == "127.0.0.1"
@@ -72,19 +80,20 @@ def test_open_log_streams_leave_the_handler_threads_to_other_requests(start_serv
     """A subscriber holds its stream as long as it likes: with one handler thread and four
     streams open, requests that need a handler thread (create, describe) are still answered."""
     server = start_server(workers=1, extra_args=("--threads", "1"))
-    streams = [stream_events(server, "audit") for _ in range(4)]
-    for events in streams:
-        wait_until_subscribed(server, events)  # creates keys: each needs the handler thread
+    streams = [Stream(server, "audit") for _ in range(4)]
+    for stream in streams:
+        wait_until_subscribed(server, stream)  # creates keys: each needs the handler thread
     client = server.client("admin", timeout=10)
     client.create_key("while-streaming")
     assert client.describe_key("while-streaming")["name"] == "while-streaming"
-    for events in streams:  # every stream is still live
-        assert events.get(timeout=10)["request"]["path"] == "/v1/key/create/while-streaming"
+    for stream in streams:  # every stream is still live
+        event = stream.events.get(timeout=30)
+        assert event["request"]["path"] == "/v1/key/create/while-streaming"
 
 
 def test_error_stream_reports_tls_handshake_errors(start_server, pki: PKI):
     server = start_server(workers=1)
-    events = stream_events(server, "error")
+    events = Stream(server, "error").events
     anonymous = server.tls_context(None)
     for _ in range(50):  # handshakes without a certificate until the stream reports one
         with socket.create_connection(("127.0.0.1", server.port)) as plain:

@@ -135,8 +135,17 @@ def generate(server: KesServer, key: str) -> None:
     assert status == 200, payload
 
 
+PROBE = "/v1/key/create/probe-"  # wait_until_subscribed's keys
+
+
+def is_probe(event: dict) -> bool:
+    return str(event.get("request", {}).get("path", "")).startswith(PROBE)
+
+
 class Subscriber:
-    """A ``/v1/log/<kind>`` stream on its own connection; events land in ``events``."""
+    """A ``/v1/log/<kind>`` stream on its own connection; events land in ``events``, except
+    the audit events of probe keys, which only set ``live``: one can come at any time after
+    wait_until_subscribed, since other workers' events may be late on a busy machine."""
 
     def __init__(self, server: KesServer, kind: str) -> None:
         self.conn = _connection(server)
@@ -146,6 +155,7 @@ class Subscriber:
         assert self.response.status == 200
         self.worker = worker_of(server, self.port)
         self.events: queue.Queue = queue.Queue()
+        self.live = threading.Event()  # a probe event arrived: the subscription delivers
         self.ended = threading.Event()  # the server ended the stream
         self.error: Exception | None = None  # how, if not cleanly
         threading.Thread(target=self._read, daemon=True).start()
@@ -153,8 +163,13 @@ class Subscriber:
     def _read(self) -> None:
         try:
             for line in self.response:
-                if line.strip():
-                    self.events.put(json.loads(line))
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if is_probe(event):
+                    self.live.set()
+                else:
+                    self.events.put(event)
         except Exception as err:
             self.error = err
         self.ended.set()
@@ -193,27 +208,21 @@ def subscribers_on_two_workers(server: KesServer, kind: str) -> list[Subscriber]
 _PROBES = itertools.count()
 
 
-def wait_until_subscribed(server: KesServer, subscribers: list[Subscriber]) -> int:
-    """Create probe keys until every subscriber got one, then drop the probe events; return
-    the number of probes (counted requests)."""
-    pending = set(range(len(subscribers)))
+def wait_until_subscribed(
+    server: KesServer, subscribers: list[Subscriber], timeout: float = 60.0
+) -> int:
+    """Create probe keys until every subscriber got one; return the number of probes (counted
+    requests). Subscribers never queue probe events, so nothing needs draining afterwards."""
+    deadline = time.monotonic() + timeout
     probes = 0
-    for _ in range(100):
+    while True:
         probes += 1
-        status, _, _ = fresh_request(server, "PUT", f"/v1/key/create/probe-{next(_PROBES)}")
+        status, _, _ = fresh_request(server, "PUT", f"{PROBE}{next(_PROBES)}")
         assert status == 200
-        time.sleep(0.1)
-        for index in list(pending):
-            if not subscribers[index].events.empty():
-                pending.discard(index)
+        pending = [s for s in subscribers if not s.live.wait(0.1)]
         if not pending:
-            break
-    assert not pending, "some subscriptions never became live"
-    time.sleep(0.5)
-    for subscriber in subscribers:
-        while not subscriber.events.empty():
-            subscriber.events.get_nowait()
-    return probes
+            return probes
+        assert time.monotonic() < deadline, "some subscriptions never became live"
 
 
 def anonymous_handshake(server: KesServer) -> int:
