@@ -14,8 +14,8 @@ import socket
 from pathlib import Path
 
 # kes-flask's and Go KES's start-up error when the address is taken; gunicorn's own bind retry
-# says "Connection in use".
-PORT_TAKEN = ("bind: address already in use", "Connection in use")
+# says "Connection in use"; MinIO "Specified port is already in use".
+PORT_TAKEN = ("bind: address already in use", "Connection in use", "port is already in use")
 PORT_TRIES = 5
 _LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
 

@@ -20,7 +20,8 @@ import pytest
 from kes_flask.client import KesClient
 from kes_flask.config import parse_config
 from kes_flask.server.banner import RELOADED_LINE
-from tests.kes_server import PKI, KesServer, config_yaml, free_port
+from tests.kes_server import PKI, KesServer, config_yaml
+from tests.ports import PORT_TRIES, free_port, port_taken
 
 pytestmark = pytest.mark.e2e
 
@@ -158,6 +159,33 @@ def wait_until_memory_is_locked(master: int, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def start_notified(
+    argv: list[str], workdir: Path, env: dict[str, str], notify: socket.socket, write_config
+) -> tuple[subprocess.Popen[str], int, str]:
+    """Start ``argv`` with ``write_config(port)`` on a free port until its first notification:
+    (process, port, message). Another port if the picked one was taken before the bind."""
+    attempt = 0
+    while True:
+        attempt += 1
+        port = free_port()
+        write_config(port)
+        process = subprocess.Popen(
+            argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 30
+        notify.settimeout(0.5)
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                return process, port, notify.recv(4096).decode()
+            except TimeoutError:
+                continue
+        if process.poll() is None:
+            process.kill()
+        _, stderr = process.communicate(timeout=30)
+        if not port_taken(stderr) or attempt == PORT_TRIES:
+            raise AssertionError(f"no notification (exit {process.returncode}):\n{stderr}")
+
+
 def test_exec_start_serves_the_example_config_reloads_and_stops(tmp_path: Path, pki: PKI):
     unit = parse_unit(UNITS["kes-flask.service"])
     workdir = tmp_path / "var-lib-kes-flask"  # stands in for WorkingDirectory
@@ -166,15 +194,17 @@ def test_exec_start_serves_the_example_config_reloads_and_stops(tmp_path: Path, 
     etc.mkdir()
     shutil.copy(pki.server_key, workdir / "private.key")  # the example's relative TLS paths
     shutil.copy(pki.server_cert, workdir / "public.crt")
-    port = free_port()
     example = (ROOT / "config.example.yml").read_text()
-    config = (
-        example.replace("address: 0.0.0.0:7373", f"address: 127.0.0.1:{port}")
-        .replace("identity: disabled  # PLACEHOLDER", "identity: ${KES_ADMIN_IDENTITY}")
-        .replace("keys: []", "keys:\n  - name: minio-default-key")
-    )
-    assert config.count("${KES_ADMIN_IDENTITY}") == 1 and f"127.0.0.1:{port}" in config
-    (etc / "config.yml").write_text(config)
+
+    def write_config(port: int) -> None:
+        config = (
+            example.replace("address: 0.0.0.0:7373", f"address: 127.0.0.1:{port}")
+            .replace("identity: disabled  # PLACEHOLDER", "identity: ${KES_ADMIN_IDENTITY}")
+            .replace("keys: []", "keys:\n  - name: minio-default-key")
+        )
+        assert config.count("${KES_ADMIN_IDENTITY}") == 1 and f"127.0.0.1:{port}" in config
+        (etc / "config.yml").write_text(config)
+
     (etc / "kes-flask.env").write_text(f"KES_ADMIN_IDENTITY={pki['admin'].identity}\n")
 
     argv = shlex.split(one(unit, "Service.ExecStart"))
@@ -185,16 +215,12 @@ def test_exec_start_serves_the_example_config_reloads_and_stops(tmp_path: Path, 
     notify_path = tmp_path / "notify"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
-    notify.settimeout(30)
     env_file = one(unit, "Service.EnvironmentFile").lstrip("-")
     assert env_file == "/etc/kes-flask/kes-flask.env"
     env = dict(os.environ, NOTIFY_SOCKET=str(notify_path))
     env.update(line.split("=", 1) for line in (etc / "kes-flask.env").read_text().splitlines())
-    process = subprocess.Popen(
-        argv, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process, port, message = start_notified(argv, workdir, env, notify, write_config)
     try:
-        message = notify.recv(4096).decode()
         assert "READY=1" in message
         # ready means: the pre-defined keys exist and the listener accepts connections
         assert (workdir / "keys" / "minio-default-key").exists()

@@ -17,7 +17,7 @@ import pytest
 from kes_flask.client import ErrKeyExists, ErrKeyNotFound, ErrNotAllowed, KesClient, KesServerError
 from kes_flask.server.banner import READY_LINE
 from kes_flask.server.hardening import memory_lock_permitted
-from tests.kes_server import free_port
+from tests.ports import PORT_TRIES, free_port, port_taken
 
 pytestmark = pytest.mark.e2e
 
@@ -52,6 +52,10 @@ def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KES_FLASK, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
+class PortTaken(Exception):
+    """The picked port was bound by another process before the server bound it."""
+
+
 class Process:
     """A server started like an operator does, waiting for the ready line."""
 
@@ -61,14 +65,35 @@ class Process:
         )
         self.out: list[str] = []
         self.err: list[str] = []
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True).start()
+        readers = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
         deadline = time.monotonic() + 30
         while READY_LINE not in self.out:
-            assert self.proc.poll() is None, "\n".join(self.out + self.err)
+            if self.proc.poll() is not None:
+                for reader in readers:
+                    reader.join(5)
+                text = "\n".join(self.out + self.err)
+                raise PortTaken(text) if port_taken(text) else AssertionError(text)
             assert time.monotonic() < deadline, "\n".join(self.out + self.err)
             time.sleep(0.05)
         time.sleep(0.3)
+
+    @classmethod
+    def on_a_free_port(cls, cwd: Path, *args: str) -> tuple[Process, int]:
+        """Start with ``{port}`` in ``args`` replaced by a free port; another one if it was
+        taken before the server bound it."""
+        for _ in range(PORT_TRIES - 1):
+            port = free_port()
+            try:
+                return cls(cwd, *(arg.format(port=port) for arg in args)), port
+            except PortTaken:
+                continue
+        port = free_port()
+        return cls(cwd, *(arg.format(port=port) for arg in args)), port
 
     @staticmethod
     def _read(stream, sink: list[str]) -> None:
@@ -102,9 +127,8 @@ def test_seed_004_filesystem_tutorial(tmp_path: Path):
     (tmp_path / "config.yml").write_text(SEED_CONFIG.format(identity=identity))
 
     # 4. start the server as the tutorial says (port moved off 7373 for the test)
-    port = free_port()
-    server = Process(
-        tmp_path, "server", "--config", "config.yml", "--auth", "off", "--addr", f"127.0.0.1:{port}"
+    server, port = Process.on_a_free_port(
+        tmp_path, "server", "--config", "config.yml", "--auth", "off", "--addr", "127.0.0.1:{port}"
     )
     assert any("'--auth' flag is deprecated" in line for line in server.err)
     try:
@@ -161,8 +185,7 @@ def test_seed_004_filesystem_tutorial(tmp_path: Path):
 
 
 def test_dev_server_serves_and_cleans_up(tmp_path: Path):
-    port = free_port()
-    server = Process(tmp_path, "server", "--dev", "--addr", f"127.0.0.1:{port}")
+    server, port = Process.on_a_free_port(tmp_path, "server", "--dev", "--addr", "127.0.0.1:{port}")
     banner = "\n".join(server.out)
     api_key = re.search(r"API Key\s+(kes:v1:\S+)", banner).group(1)
     directory = re.search(r"Filesystem \(temporary\): (\S+)", banner).group(1)

@@ -23,7 +23,8 @@ from minio.sse import SseS3
 from kes_flask.auth.identity import APIKey
 from kes_flask.client import KesClient
 from tests.interop.peers import GoKesServer
-from tests.kes_server import PKI, KesServer, free_port
+from tests.kes_server import PKI, KesServer
+from tests.ports import PORT_TRIES, free_port, port_taken
 
 MARKER = b"UNIQUE-PLAINTEXT-MARKER-4711 "
 DATA = MARKER * 10
@@ -55,6 +56,10 @@ keystore:
 """
 
 
+class PortTaken(Exception):
+    """A port picked for MinIO was bound by another process before MinIO bound it."""
+
+
 class MinIOServer:
     def __init__(
         self, binary: Path, data: Path, kes_endpoint: str, api_key: APIKey, ca_file: str
@@ -80,6 +85,16 @@ class MinIOServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90) -> MinIOServer:
+        """Until ready; on new ports if another process took a picked one before MinIO did."""
+        for _ in range(PORT_TRIES - 1):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.port, self.console = free_port(), free_port()
+                self.log = self.data.parent / f"minio-{self.port}.log"
+        return self._start(timeout)
+
+    def _start(self, timeout: float) -> MinIOServer:
         command = [str(self.binary), "server", str(self.data), "--address", self.endpoint]
         command += ["--console-address", f"127.0.0.1:{self.console}"]
         self.process = subprocess.Popen(
@@ -87,7 +102,9 @@ class MinIOServer:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()[-3000:]
+            if self.process.poll() is not None:
+                text = self.log.read_text()[-3000:]
+                raise PortTaken(text) if port_taken(text) else AssertionError(text)
             try:
                 with urllib.request.urlopen(
                     f"http://{self.endpoint}/minio/health/ready", timeout=2
