@@ -9,6 +9,7 @@ from tests.backends import BACKENDS
 from tests.backends.openbao import OpenBao, session_server
 from tests.interop import peers
 from tests.kes_server import PKI, KesServer, config_yaml
+from tests.ports import refusing_port
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -43,6 +44,13 @@ def kes_log() -> Iterator[list[logging.LogRecord]]:
     logger.addHandler(handler)
     yield handler.records
     logger.removeHandler(handler)
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A local port where connections are refused for the whole test."""
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="session")

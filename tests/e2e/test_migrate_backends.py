@@ -19,7 +19,7 @@ from kes_flask.cli.main import main
 from kes_flask.config.loader import load_config
 from kes_flask.keystore import open_keystore
 from tests.backends import BACKENDS, environment
-from tests.kes_server import PKI, config_yaml, free_port
+from tests.kes_server import PKI, config_yaml
 
 GO_KES = Path(__file__).resolve().parent.parent / "data" / "go-kes"
 GOLDEN = json.loads((GO_KES / "golden.json").read_text())
@@ -89,7 +89,7 @@ def test_go_keys_migrate_into_the_backend_and_back_unchanged(
 
 
 def test_doctor_reports_an_unreachable_vault_and_a_reachable_one(
-    tmp_path: Path, pki: PKI, tmp_path_factory, capsys
+    tmp_path: Path, pki: PKI, tmp_path_factory, capsys, dead_port: int
 ):
     section = BACKENDS["vault-kv2"](tmp_path_factory)
     good = _write(tmp_path / "good.yml", config_yaml(pki, keystore=section))
@@ -99,7 +99,7 @@ def test_doctor_reports_an_unreachable_vault_and_a_reachable_one(
     assert keystore["status"] == "ok" and "reachable in" in keystore["message"]
 
     endpoint = next(line for line in section.splitlines() if "endpoint:" in line)
-    dead = section.replace(endpoint, f"    endpoint: https://127.0.0.1:{free_port()}")
+    dead = section.replace(endpoint, f"    endpoint: https://127.0.0.1:{dead_port}")
     bad = _write(tmp_path / "bad.yml", config_yaml(pki, keystore=dead))
     assert main(["doctor", "--config", bad, "--json"]) == 1
     report = json.loads(capsys.readouterr().out)

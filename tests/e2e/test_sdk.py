@@ -37,7 +37,7 @@ from kes_flask.client import (
     Status,
 )
 from kes_flask.client.environment import SettingsError, from_environment
-from tests.kes_server import PKI, KesServer, config_yaml, free_port
+from tests.kes_server import PKI, KesServer, config_yaml
 
 FAST = (0.01, 0.02)  # retry delays for the tests (kms-go: 0.2 to 1.0 s)
 POLICY = """
@@ -163,8 +163,8 @@ def test_untrusted_server_certificate_is_a_tls_error(servers, pki):
     assert client(servers[0], pki, insecure=True).status().version  # -k
 
 
-def test_failover_from_a_dead_endpoint(servers, pki):
-    dead = f"https://127.0.0.1:{free_port()}"  # nothing listens there
+def test_failover_from_a_dead_endpoint(servers, pki, dead_port):
+    dead = f"https://127.0.0.1:{dead_port}"  # nothing listens there
     both = Client(
         [dead, servers[0].endpoint],
         api_key=pki["admin"].api_key,

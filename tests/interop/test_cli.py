@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from kes_flask.cli.common import Console
 from kes_flask.cli.main import cli, main
 from tests.interop.peers import CLIResult, GoCLI, GoKesServer
-from tests.kes_server import PKI, KesServer, config_yaml, free_port
+from tests.kes_server import PKI, KesServer, config_yaml
 
 POLICY = """
 policy:
@@ -533,8 +533,8 @@ def test_status_gives_the_go_clis_shapes(both, on):
     assert sorted(py_lines.splitlines()) == sorted(go_lines.splitlines())
 
 
-def test_connection_errors_have_the_go_clis_structure(both):
-    dead = f"127.0.0.1:{free_port()}"
+def test_connection_errors_have_the_go_clis_structure(both, dead_port):
+    dead = f"127.0.0.1:{dead_port}"
     results = both("status", extra_env={"KES_SERVER": dead})
     assert results["py"].returncode == results["go"].returncode == 1
     expected = f'Error: kes: connection error: Get "https://{dead}/v1/status": '

@@ -26,7 +26,6 @@ from kes_flask.keystore.base import (
 from tests.backends.aws import REGION
 from tests.fakes.faults import FaultProxy
 from tests.fakes.moto import MotoServer
-from tests.kes_server import free_port
 
 SECRET = "kes-flask-test-secret-key-do-not-log"
 TOKEN = "kes-flask-test-session-token-do-not-log"
@@ -120,13 +119,13 @@ def test_listing_pages_through_every_secret(moto: MotoServer):
     assert store.list("k-09", 5) == (["k-090", "k-091", "k-092", "k-093", "k-094"], "k-095")
 
 
-def test_status_measures_the_endpoint_and_reports_unreachable(moto: MotoServer):
+def test_status_measures_the_endpoint_and_reports_unreachable(moto: MotoServer, dead_port: int):
     assert 0 <= AWSKeystore(config(moto.endpoint)).status() < 30
-    dead = AWSKeystore(config(f"https://127.0.0.1:{free_port()}"))
+    dead = AWSKeystore(config(f"https://127.0.0.1:{dead_port}"))
     with pytest.raises(KeystoreUnreachableError):
         dead.status()
     with pytest.raises(ConfigError, match="failed to connect to AWS SecretsManager"):
-        open_keystore(config(f"127.0.0.1:{free_port()}"), probe=True)
+        open_keystore(config(f"127.0.0.1:{dead_port}"), probe=True)
 
 
 @pytest.mark.parametrize(

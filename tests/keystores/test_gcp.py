@@ -27,7 +27,6 @@ from kes_flask.keystore.base import (
 from kes_flask.keystore.gcp import GCPKeystore, probe_url, service_account_info
 from tests.backends.gcp import PROJECT, ServiceAccount
 from tests.fakes.gcp_secretmanager import CLOUD_PLATFORM, FakeSecretManager
-from tests.kes_server import free_port
 
 
 def config(endpoint: str, account: ServiceAccount, **kwargs) -> GCPKeystoreConfig:
@@ -196,10 +195,10 @@ def test_a_refused_account_is_an_error_not_an_outage(gcp):
     assert "401" in str(caught.value)
 
 
-def test_status_and_an_unreachable_service(gcp):
+def test_status_and_an_unreachable_service(gcp, dead_port):
     fake, account = gcp
     assert 0 <= GCPKeystore(config(fake.endpoint, account)).status() < 30
-    dead = GCPKeystore(config(f"https://127.0.0.1:{free_port()}", account))
+    dead = GCPKeystore(config(f"https://127.0.0.1:{dead_port}", account))
     with pytest.raises(KeystoreUnreachableError):
         dead.status()
     started = time.monotonic()
@@ -207,7 +206,7 @@ def test_status_and_an_unreachable_service(gcp):
         dead.get("k")
     assert time.monotonic() - started < 10  # a refused connection is not retried for long
     with pytest.raises(ConfigError, match="failed to connect to GCP SecretManager"):
-        open_keystore(config(f"127.0.0.1:{free_port()}", account), probe=True)
+        open_keystore(config(f"127.0.0.1:{dead_port}", account), probe=True)
 
 
 def test_nothing_secret_reaches_the_logs(gcp, caplog: pytest.LogCaptureFixture):

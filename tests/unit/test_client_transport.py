@@ -23,7 +23,6 @@ from kes_flask.client.environment import SettingsError, from_environment
 from kes_flask.client.metrics import parse_metrics
 from kes_flask.client.transport import normalize_endpoint, split_endpoints
 from tests.certificates import make_certificate
-from tests.kes_server import free_port
 
 FAST = (0.001, 0.002)
 
@@ -135,8 +134,8 @@ def test_every_endpoint_benched_gets_one_more_round(servers, tls_files):
     assert both.status()["version"] == "scripted"
 
 
-def test_nothing_listening_is_a_connection_error_after_retries(tls_files):
-    dead = f"https://127.0.0.1:{free_port()}"
+def test_nothing_listening_is_a_connection_error_after_retries(tls_files, dead_port):
+    dead = f"https://127.0.0.1:{dead_port}"
     with pytest.raises(KesConnectionError) as down:
         client([dead], tls_files).status()
     assert str(down.value) == (
