@@ -105,16 +105,16 @@ class GoCLI:
 
     binary: Path
 
-    def run(
+    def command(
         self,
         *args: str,
         server: str,
         api_key: str | None = None,
         cert: tuple[str, str] | None = None,
         ca_file: str | None = None,
-        timeout: float = 30,
         env: dict[str, str] | None = None,
-    ) -> CLIResult:
+    ) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment for ``kes <args>`` against ``server``."""
         overrides = env or {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KES_", "MINIO_"))}
         env["KES_SERVER"] = server
@@ -127,9 +127,13 @@ class GoCLI:
         else:
             args = (*args, "-k")
         env.update(overrides)
+        return [str(self.binary), *args], env
+
+    def run(self, *args: str, timeout: float = 30, **options) -> CLIResult:
+        argv, env = self.command(*args, **options)
         try:
             done = subprocess.run(
-                [str(self.binary), *args],
+                argv,
                 env=env,
                 capture_output=True,
                 text=True,

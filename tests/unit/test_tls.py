@@ -26,6 +26,7 @@ from kes_flask.config.errors import ConfigError
 from kes_flask.config.model import TLSConfig
 from kes_flask.server.tls import TLSContextProvider, build_server_context, peer_of_certificate
 from tests.certificates import make_certificate
+from tests.kes_server import eventually
 
 
 @pytest.fixture
@@ -85,8 +86,8 @@ def test_api_key_certificate_identifies_the_client(tmp_path: Path, server_files:
         build_server_context(server_files, optional_client_certificate=False), results
     )
     assert handshake(port, client_context(tmp_path, server_files, key)) == b"ok"
-    time.sleep(0.1)
-    assert results[0].identity == key.identity and results[0].error is None
+    (peer,) = eventually(lambda: results)
+    assert peer.identity == key.identity and peer.error is None
 
 
 def test_missing_certificate_fails_the_handshake_when_required(
@@ -98,16 +99,14 @@ def test_missing_certificate_fails_the_handshake_when_required(
     )
     with pytest.raises((ssl.SSLError, ConnectionResetError)):
         handshake(port, client_context(tmp_path, server_files, None))
-    time.sleep(0.2)
-    assert isinstance(results[0], ssl.SSLError)
+    assert isinstance(eventually(lambda: results)[0], ssl.SSLError)
 
 
 def test_missing_certificate_is_anonymous_when_optional(tmp_path: Path, server_files: TLSConfig):
     results: list = []
     port = serve_once(build_server_context(server_files, optional_client_certificate=True), results)
     assert handshake(port, client_context(tmp_path, server_files, None)) == b"ok"
-    time.sleep(0.1)
-    assert results[0] == ANONYMOUS_PEER
+    assert eventually(lambda: results) == [ANONYMOUS_PEER]
 
 
 def test_handshake_timeout_frees_the_thread(server_files: TLSConfig):
@@ -115,10 +114,12 @@ def test_handshake_timeout_frees_the_thread(server_files: TLSConfig):
     context.handshake_timeout = 0.3
     results: list = []
     port = serve_once(context, results)
+    started = time.monotonic()
     with socket.create_connection(("127.0.0.1", port)) as stalled:
         stalled.sendall(b"\x16\x03\x01\x02\x00")  # a record header, then nothing
-        time.sleep(1.0)
-    assert isinstance(results[0], ssl.SSLEOFError)
+        (error,) = eventually(lambda: results)  # the client stays connected until then
+    assert time.monotonic() - started >= context.handshake_timeout
+    assert isinstance(error, ssl.SSLEOFError)
 
 
 def test_ca_certificates_never_identify_a_client():
