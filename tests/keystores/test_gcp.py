@@ -212,6 +212,7 @@ def test_status_and_an_unreachable_service(gcp, dead_port):
 def test_nothing_secret_reaches_the_logs(gcp, caplog: pytest.LogCaptureFixture):
     fake, account = gcp
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="kes_flask")  # its level is INFO once an app ran
     store = GCPKeystore(config(fake.endpoint, account))
     store.create("logged", b"CiQKsecretvalue")
     store.get("logged")
