@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +145,28 @@ class GoCLI:
         except subprocess.TimeoutExpired as expired:
             return CLIResult(-1, _text(expired.stdout), _text(expired.stderr))
         return CLIResult(done.returncode, done.stdout, done.stderr)
+
+    def first_line(self, *args: str, timeout: float = 60, **options) -> str:
+        """The first stdout line of a command that streams until interrupted (``kes metric``,
+        ``kes log``): as soon as it comes, however long the CLI takes on a busy machine."""
+        argv, env = self.command(*args, **options)
+        process = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()))
+        reader.start()
+        reader.join(timeout)
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(10)
+        assert lines and lines[0].strip(), f"no output within {timeout}s: {process.stderr.read()}"
+        return lines[0]
 
 
 def _text(data: bytes | str | None) -> str:
