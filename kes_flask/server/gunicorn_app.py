@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from kes_flask.server.connection import ServingOptions
 from kes_flask.server.console import KesLogger
 from kes_flask.server.hardening import MemoryLock
 from kes_flask.server.startup import ServerState
-from kes_flask.server.worker import KesWorker
+from kes_flask.server.worker import STOP_SIGNALS, KesWorker
 from kes_flask.telemetry.shared import SharedTelemetry, slot_count
 
 log = logging.getLogger("kes_flask.server")
@@ -71,6 +72,17 @@ class KesArbiter(Arbiter):
             return
         super().handle_hup()
         app.announce(RELOADED_LINE)
+
+    def spawn_worker(self) -> int:
+        """Fork with the stop signals blocked; the worker unblocks them once its handlers are
+        installed (``KesWorker.init_signals``). Before that it runs the master's handler, and a
+        SIGTERM from a reload that replaces it while it boots would be lost: it served on, and
+        the reload waited the whole graceful timeout for it."""
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super().spawn_worker()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # the master; in the worker: exit
 
     def stop(self, graceful: bool = True) -> None:
         # Tell the workers' log streams that this is the end, not a reload: they end at once.

@@ -13,7 +13,10 @@ the app is most of a worker's start-up, and the fast path needs only the runtime
 (``factory.py``). A request that needs Flask before it is there waits for it on its thread.
 
 gunicorn keeps the master, signals (SIGHUP reload, SIGTERM graceful drain), worker respawn and
-the ``notify()`` heartbeat.
+the ``notify()`` heartbeat. A stop signal may reach a worker at any point of its boot (a reload
+replaces workers that are still booting): the master forks with the stop signals blocked and the
+worker unblocks them once its own handlers are in place, and the handlers only set flags that
+``load_wsgi`` and ``run`` honour, so the signal is neither lost nor fatal.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 from typing import Any
@@ -40,7 +44,7 @@ from kes_flask.server.wsgi import (
 )
 from kes_flask.telemetry.requests import request_id
 
-__all__ = ["KesWorker", "ServingOptions"]
+__all__ = ["STOP_SIGNALS", "KesWorker", "ServingOptions"]
 
 log = logging.getLogger("kes_flask.server")
 
@@ -50,6 +54,9 @@ LOG_STREAM_PREFIX = "/v1/log/"
 # their own, so subscribers never take the handler threads from other requests; more streams
 # share the handler threads.
 STREAM_THREADS = 64
+# Blocked in the master across fork() (``KesArbiter.spawn_worker``), unblocked by the worker in
+# ``init_signals``: until then the child runs the master's handler, which would swallow them.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 
 
 class KesWorker(Worker):
@@ -66,10 +73,19 @@ class KesWorker(Worker):
         self.stream_threads = threading.BoundedSemaphore(STREAM_THREADS)
         super().init_process()
 
+    def init_signals(self) -> None:
+        super().init_signals()
+        # A stop signal sent since fork() is pending; it is delivered now, to our handlers.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
     def load_wsgi(self) -> None:
         """gunicorn's hook for building the app: here only the runtime and its fast path."""
-        self.runtime = self.app.load_runtime()  # type: ignore[attr-defined]
-        self.fast = FastPath(self.runtime)
+        if not self.alive:
+            return  # stopped before the build: no keystore login for nothing
+        runtime = self.runtime = self.app.load_runtime()  # type: ignore[attr-defined]
+        if not self.alive:  # SIGTERM while it was built: end its background tasks (Vault renewal)
+            runtime.stopping.set()
+        self.fast = FastPath(runtime)
         self.loop = ConnectionLoop(
             self.options,
             lambda: self.cfg.ssl_context(self.cfg, None),
@@ -105,7 +121,9 @@ class KesWorker(Worker):
         super().handle_quit(sig, frame)
 
     def run(self) -> None:
-        loop = self.loop
+        loop = getattr(self, "loop", None)  # None when load_wsgi saw a stop signal first
+        if loop is None or not self.alive:
+            return  # stopped while booting: nothing accepted, nothing to drain
         loop.listen(self.sockets)
         loop.watch_pipe(self.PIPE[0])
         threading.Thread(target=self._load_flask, name="kes-flask-app", daemon=True).start()
