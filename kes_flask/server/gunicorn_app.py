@@ -6,6 +6,12 @@ validated config, start serving, and then load the Flask app around it. The mast
 imports Flask.
 SIGHUP re-reads the config in the master first and only replaces the workers if the new
 config is valid — an invalid file is logged and the old workers keep serving.
+
+gunicorn handles every queued signal in turn, and each reload waits up to the graceful timeout
+for the workers it replaces: a burst of SIGHUPs would become a queue of reloads with the SIGTERM
+behind them (seconds each; a stop took 20 s and more). So ``KesArbiter`` skips a SIGHUP that a
+reload started after it has covered (a reload reads the file as it is then), skips reloads once
+a stop is queued, and cuts a reload's wait short for a stop.
 """
 
 from __future__ import annotations
@@ -55,11 +61,32 @@ class ServerOptions:
 
 
 class KesArbiter(Arbiter):
+    def __init__(self, app: BaseApplication) -> None:
+        self.hup_received = 0.0  # when the latest SIGHUP arrived (monotonic)
+        self.reload_started = float("-inf")  # when the latest reload began to read the config
+        self.stop_received = False  # SIGTERM, SIGINT or SIGQUIT arrived: no more reloads
+        self.reloading = False
+        super().__init__(app)
+
+    def signal(self, sig: int, frame: object) -> None:
+        """The master's handler (it only queues, as gunicorn's): also note when, for coalescing."""
+        if sig == signal.SIGHUP:
+            self.hup_received = time.monotonic()
+        elif sig in STOP_SIGNALS:
+            self.stop_received = True
+        super().signal(sig, frame)
+
     def handle_hup(self) -> None:
         app: KesApplication = self.app  # type: ignore[assignment]
         if app.options.reload_state is None:
             self.log.info("SIGHUP ignored: configuration reloading is disabled in development mode")
             return
+        if self.stop_received:
+            return  # the stop queued behind this signal is next: a reload would only delay it
+        if self.reload_started > self.hup_received:
+            log.info("SIGHUP: already covered by the reload started after it")
+            return
+        self.reload_started = time.monotonic()
         log.info("SIGHUP signal received. Reloading configuration...")
         try:
             app.pending = app.options.reload_state()
@@ -70,8 +97,22 @@ class KesArbiter(Arbiter):
             self.log.exception("Failed to reload server config")
             log.error("Failed to reload server config: %s", err)
             return
-        super().handle_hup()
+        if self.stop_received:
+            return
+        self.reloading = True
+        try:
+            super().handle_hup()
+        finally:
+            self.reloading = False
         app.announce(RELOADED_LINE)
+
+    def reap_workers(self) -> None:
+        """Also gunicorn's wait, at the end of a reload, for the replaced workers (up to the
+        graceful timeout): a stop signal ends that wait, and the stop begins at once."""
+        super().reap_workers()
+        if self.reloading and self.stop_received:
+            self.log.info("Stop signal during a reload: not waiting for the old workers")
+            raise StopIteration  # what gunicorn's handle_term raises: run() then halts
 
     def spawn_worker(self) -> int:
         """Fork with the stop signals blocked; the worker unblocks them once its handlers are
