@@ -10,6 +10,9 @@ from dataclasses import dataclass
 # HANDSHAKE, IDLE (kept alive, no request yet), HEAD, BODY, BUSY (on a handler thread),
 # WRITE (an answer is being sent), LINGER (half-closed after a closing answer).
 PEEK, HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITE, LINGER = range(8)
+# What a connection's first bytes say (``Conn.sniff``): wait for more, TLS, plain HTTP, gone.
+SNIFF_WAIT, SNIFF_TLS, SNIFF_HTTP, SNIFF_GONE = range(4)
+_GO_HTTP_PREFIXES = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,32 @@ class Conn:
         self.out = b""
         self.keep = True
         self.authz: dict[str, bool] = {}
+
+    def sniff(self) -> int:
+        """Whether the client speaks TLS; a plain HTTP request gets Go's plain-text answer."""
+        try:
+            first = self.raw.recv(5, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return SNIFF_WAIT
+        except OSError:
+            return SNIFF_GONE
+        if not first:
+            return SNIFF_GONE
+        if first[0] != 0x16:  # not a TLS handshake record
+            if len(first) < 5 and any(p.startswith(first) for p in _GO_HTTP_PREFIXES):
+                return SNIFF_WAIT  # not enough bytes to tell
+            if first in _GO_HTTP_PREFIXES:
+                return SNIFF_HTTP
+        return SNIFF_TLS
+
+    # TCP-level calls, through ``socket.socket`` on ``sock``: the TLS wrap detached ``raw`` (its
+    # calls then fail with EBADF), and lingering needs neither a TLS close_notify nor decryption.
+    def shutdown_write(self) -> None:
+        socket.socket.shutdown(self.sock, socket.SHUT_WR)
+
+    def discard_input(self, size: int) -> bool:
+        """Read and drop what the client still sends; False at its EOF."""
+        return bool(socket.socket.recv(self.sock, size))
 
     def peer(self):
         return self.sock.kes_peer()  # type: ignore[union-attr]

@@ -31,6 +31,9 @@ from kes_flask.server.connection import (
     IDLE,
     LINGER,
     PEEK,
+    SNIFF_GONE,
+    SNIFF_HTTP,
+    SNIFF_WAIT,
     WRITE,
     Conn,
     ServingOptions,
@@ -44,9 +47,9 @@ BODY_KEEP = 1_000_001  # the largest route body (1 MB) plus one byte to recognis
 BODY_DISCARD = 4 << 20  # read and dropped beyond that so the connection stays usable
 LINGER_SECONDS = 2.0  # after a closing answer, read what the client still sends, then close
 STOP_LINGER_SECONDS = 2.0  # on shutdown, how long an idle kept-alive connection may still ask
+DRAIN_MARGIN_SECONDS = 1.0  # a drain ends this long before the master's SIGKILL: exit on our own
 SWEEP_SECONDS = 0.1
 RECV_SIZE = 256 * 1024
-_GO_HTTP_PREFIXES = (b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -114,13 +117,14 @@ class ConnectionLoop:
         """SIGTERM (also the old workers of a SIGHUP reload): stop accepting, then finish.
 
         Connections already accepted are served — a handshake in progress completes, a request
-        that arrives is answered with ``Connection: close`` — and idle kept-alive ones get
-        ``STOP_LINGER_SECONDS`` for a last request, all within gunicorn's graceful timeout.
+        that arrives is answered with ``Connection: close`` — and kept-alive ones (idle, or
+        answered with keep-alive since) get ``STOP_LINGER_SECONDS`` for a last request, all
+        within gunicorn's graceful timeout. The listen queue is left to the other workers.
         """
         self.alive = False
         self.set_accepting(False)
         now = time.monotonic()
-        deadline = now + graceful_timeout
+        deadline = now + max(graceful_timeout - DRAIN_MARGIN_SECONDS, graceful_timeout / 2)
         for conn in self.conns.values():
             if conn.state == IDLE:
                 conn.deadline = min(conn.deadline, now + STOP_LINGER_SECONDS)
@@ -131,6 +135,9 @@ class ConnectionLoop:
                 last_notify = time.monotonic()
             self.poll(SWEEP_SECONDS)
             self.sweep(time.monotonic())
+        busy = sum(conn.state not in (IDLE, LINGER) for conn in self.conns.values())
+        if busy:
+            self.log.warning("graceful timeout: closing %d connection(s) in progress", busy)
         for conn in list(self.conns.values()):
             self.close(conn)
         for listener in self.listeners:
@@ -210,22 +217,15 @@ class ConnectionLoop:
             self._linger(conn)
 
     def _peek(self, conn: Conn) -> None:
-        try:
-            first = conn.raw.recv(5, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
+        kind = conn.sniff()
+        if kind == SNIFF_WAIT:
             return
-        except OSError:
+        if kind == SNIFF_GONE:
             self.close(conn)
             return
-        if not first:
-            self.close(conn)
+        if kind == SNIFF_HTTP:
+            self._answer_plain_http(conn)
             return
-        if first[0] != 0x16:  # not a TLS handshake record
-            if len(first) < 5 and any(p.startswith(first) for p in _GO_HTTP_PREFIXES):
-                return  # wait for enough bytes to tell
-            if first in _GO_HTTP_PREFIXES:
-                self._answer_plain_http(conn)
-                return
         context = self.tls_context()
         conn.sock = context.wrap_nonblocking(conn.raw)
         conn.state = HANDSHAKE
@@ -265,8 +265,9 @@ class ConnectionLoop:
             conn.state = HEAD
             conn.deadline = time.monotonic() + self.options.header_timeout
         else:
-            conn.state = IDLE
-            conn.deadline = time.monotonic() + self.options.idle_timeout
+            conn.state = IDLE  # when draining, kept alive only for a request already on its way
+            idle = self.options.idle_timeout if self.alive else STOP_LINGER_SECONDS
+            conn.deadline = time.monotonic() + idle
         self._watch(conn, selectors.EVENT_READ)
 
     def _read(self, conn: Conn) -> None:
@@ -396,7 +397,7 @@ class ConnectionLoop:
         conn.state = LINGER
         conn.deadline = time.monotonic() + LINGER_SECONDS
         try:
-            conn.raw.shutdown(socket.SHUT_WR)
+            conn.shutdown_write()
         except OSError:
             self.close(conn)
             return
@@ -404,7 +405,7 @@ class ConnectionLoop:
 
     def _linger(self, conn: Conn) -> None:
         try:
-            if conn.raw.recv(RECV_SIZE):
+            if conn.discard_input(RECV_SIZE):
                 return
         except (BlockingIOError, InterruptedError):
             return
@@ -420,7 +421,7 @@ class ConnectionLoop:
         except OSError:
             self.close(conn)
             return
-        if keep and self.alive:
+        if keep:  # the answer promised keep-alive: while draining, one more request is answered
             self._await_request(conn)
             if conn.buffer:
                 self._advance(conn)
