@@ -40,8 +40,7 @@ from kes_flask.server.connection import (
 )
 from kes_flask.server.http11 import BodyReader, ProtocolError, head_end, parse_head
 from kes_flask.server.tls import log_handshake_error
-from kes_flask.server.wsgi import PLAIN_HTTP_ANSWER, error_bytes, ok_json_head
-from kes_flask.telemetry.requests import request_id
+from kes_flask.server.wsgi import PLAIN_HTTP_ANSWER, error_bytes, fast_answer
 
 BODY_KEEP = 1_000_001  # the largest route body (1 MB) plus one byte to recognise oversize
 BODY_DISCARD = 4 << 20  # read and dropped beyond that so the connection stays usable
@@ -354,15 +353,9 @@ class ConnectionLoop:
         fast = self.fast
         prefix = fast.prefix_of(request.path)
         if prefix is not None:
-            length = request.content_length
-            declared_empty = length == 0 if length is not None else not request.chunked
-            result = fast.answer(
-                prefix, request.method, request.path, body, declared_empty,
-                conn.peer, conn.authz, False,
-            )  # fmt: skip
-            if type(result) is bytes:
-                rid = request_id(request.header("x-request-id"))
-                self._respond(conn, ok_json_head(len(result), keep, rid) + result)
+            answer = fast_answer(fast, conn, body, prefix, may_block=False)
+            if answer is not None:
+                self._respond(conn, answer)
                 return
         conn.state = BUSY
         self._watch(conn, 0)

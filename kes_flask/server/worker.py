@@ -39,10 +39,9 @@ from kes_flask.server.wsgi import (
     INTERNAL_ERROR,
     build_environ,
     call_app,
-    ok_json_head,
+    fast_answer,
     write_answer,
 )
-from kes_flask.telemetry.requests import request_id
 
 __all__ = ["STOP_SIGNALS", "KesWorker", "ServingOptions"]
 
@@ -182,15 +181,9 @@ class KesWorker(Worker):
         request, sock, keep = conn.request, conn.sock, conn.keep
         sock.settimeout(self.options.write_timeout)
         if prefix is not None:
-            length = request.content_length
-            declared_empty = length == 0 if length is not None else not request.chunked
-            result = self.fast.answer(
-                prefix, request.method, request.path, body, declared_empty,
-                conn.peer, conn.authz, True,
-            )  # fmt: skip
-            if type(result) is bytes:
-                rid = request_id(request.header("x-request-id"))
-                sock.sendall(ok_json_head(len(result), keep, rid) + result)
+            answer = fast_answer(self.fast, conn, body, prefix, may_block=True)
+            if answer is not None:
+                sock.sendall(answer)
                 return keep
         if self.wsgi is None:
             self.flask_loaded.wait(FLASK_WAIT_SECONDS)

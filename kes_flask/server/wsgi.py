@@ -15,11 +15,15 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
 from kes_flask.server.http11 import ProtocolError, Request
 from kes_flask.telemetry.requests import REQUEST_ID_HEADER, request_id
+
+if TYPE_CHECKING:
+    from kes_flask.api.fast import FastPath
+    from kes_flask.server.connection import Conn
 
 log = logging.getLogger("kes_flask.server")
 
@@ -204,3 +208,21 @@ def write_answer(
         if close_body is not None:
             close_body()
     return answer.length is None or head_only or written == answer.length
+
+
+def fast_answer(
+    fast: FastPath, conn: Conn, body: bytes, prefix: str, may_block: bool
+) -> bytes | None:
+    """The whole HTTP answer the fast path gives ``conn``'s request, or None (it cannot: the
+    request goes to a handler thread, or through Flask). ``conn.keep`` must be final."""
+    request = conn.request
+    length = request.content_length
+    declared_empty = length == 0 if length is not None else not request.chunked
+    result = fast.answer(
+        prefix, request.method, request.path, body, declared_empty,
+        conn.peer, conn.authz, may_block,
+    )  # fmt: skip
+    if type(result) is not bytes:
+        return None
+    rid = request_id(request.header("x-request-id"))
+    return ok_json_head(len(result), conn.keep, rid) + result
