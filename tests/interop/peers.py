@@ -13,6 +13,8 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,14 +152,31 @@ class GoCLI:
         """The first stdout line of a command that streams until interrupted (``kes metric``,
         ``kes log``): as soon as it comes, however long the CLI takes on a busy machine."""
         argv, env = self.command(*args, **options)
-        process = subprocess.Popen(
-            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()))
-        reader.start()
-        reader.join(timeout)
+        return first_stdout_line(argv, env, timeout=timeout)
+
+
+def first_stdout_line(
+    argv: list[str],
+    env: dict[str, str],
+    poke: Callable[[], None] | None = None,
+    timeout: float = 60,
+) -> str:
+    """Start a command that streams until interrupted, return its first stdout line as soon as
+    it comes (calling ``poke``, if given, every half second until then), stop it with SIGINT."""
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while reader.is_alive() and time.monotonic() < deadline:
+            if poke is not None:
+                poke()
+            reader.join(0.5)
+    finally:
         process.send_signal(signal.SIGINT)
         try:
             process.wait(10)
@@ -165,8 +184,8 @@ class GoCLI:
             process.kill()
             process.wait()
         reader.join(10)
-        assert lines and lines[0].strip(), f"no output within {timeout}s: {process.stderr.read()}"
-        return lines[0]
+    assert lines and lines[0].strip(), f"no output within {timeout}s: {process.stderr.read()}"
+    return lines[0]
 
 
 def _text(data: bytes | str | None) -> str:

@@ -15,11 +15,8 @@ import json
 import os
 import pty
 import re
-import signal
 import subprocess
 import sys
-import threading
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -28,7 +25,7 @@ from click.testing import CliRunner
 
 from kes_flask.cli.common import Console
 from kes_flask.cli.main import cli, main
-from tests.interop.peers import CLIResult, GoCLI, GoKesServer
+from tests.interop.peers import CLIResult, GoCLI, GoKesServer, first_stdout_line
 from tests.kes_server import PKI, KesServer, config_yaml
 
 POLICY = """
@@ -270,7 +267,7 @@ def test_metric(kes, pair, pki, go_cli):
     # ``kes metric`` prints a JSON line per interval until interrupted: wait for the first one.
     go, flask = (
         json.loads(
-            _first_line(
+            first_stdout_line(
                 [str(go_cli.binary), "metric", "-k"],
                 _clean_env(KES_SERVER=server.endpoint, KES_API_KEY=str(pki["admin"].api_key)),
             )
@@ -548,39 +545,13 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _first_line(command: list[str], env: dict[str, str], poke=None, timeout: float = 60) -> str:
-    """Start a streaming command, return its first stdout line, stop it with SIGINT."""
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while reader.is_alive() and time.monotonic() < deadline:
-            if poke is not None:
-                poke()
-            reader.join(0.5)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert lines and lines[0], f"no output: {process.stderr.read()}"
-    return lines[0]
-
-
 KES_FLASK = [sys.executable, "-m", "kes_flask"]
 
 
 def test_metric_json_has_the_go_clis_fields(pair, pki, go_kes):
     env = _clean_env(KES_SERVER=pair["flask"].endpoint, KES_API_KEY=str(pki["admin"].api_key))
     lines = {
-        name: json.loads(_first_line([*program, "metric", "--rate", "1s", "-k"], env))
+        name: json.loads(first_stdout_line([*program, "metric", "--rate", "1s", "-k"], env))
         for name, program in (("go", [str(go_kes)]), ("py", KES_FLASK))
     }
     assert list(lines["py"]) == list(lines["go"])
@@ -600,7 +571,7 @@ def test_log_streams_audit_events_like_the_go_cli(pair, pki, go_kes):
             admin.close()  # a new connection each time: the stream's worker gets some of them
             admin.create_key(f"log-{name}-{next(counter)}")
 
-        events[name] = json.loads(_first_line([*program, "log", "--json", "-k"], env, poke))
+        events[name] = json.loads(first_stdout_line([*program, "log", "--json", "-k"], env, poke))
     for event in events.values():
         assert event["request"]["identity"] == pki["admin"].identity
         assert event["request"]["path"].startswith("/v1/key/create/log-")
