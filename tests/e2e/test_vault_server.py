@@ -16,7 +16,7 @@ import pytest
 from kes_flask.client import KesClient
 from tests.backends.kubernetes import ServiceAccount, TokenReviewServer
 from tests.backends.openbao import OpenBao, Tenant
-from tests.kes_server import PKI, KesServer, config_yaml
+from tests.kes_server import PKI, KesServer, config_yaml, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -52,15 +52,8 @@ def vault_threads(pid: int) -> list[str]:
     return sorted(names)
 
 
-def wait_until(check, timeout: float = 30.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s")
-        time.sleep(interval)
+def wait_until(check, timeout: float = 30.0):
+    return eventually(check, timeout, interval=0.1)
 
 
 def ready_status(client: KesClient) -> int:
