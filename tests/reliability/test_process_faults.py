@@ -45,16 +45,34 @@ def children(server: KesServer) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
-class Load:
-    """Threads sending one request per fresh connection until stopped; answers are tallied."""
+class _LoadThreads:
+    """Client threads that run until the ``with`` block ends; answers are tallied under ``lock``."""
 
     def __init__(self, api: Api, request) -> None:
         self.api = api
         self.request = request  # (thread, n) -> (method, path, body)
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.ok: list[str] = []
         self.statuses: dict[int, int] = {}
+        self.threads: list[threading.Thread] = []
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
+class Load(_LoadThreads):
+    """Threads sending one request per fresh connection until stopped; answers are tallied."""
+
+    def __init__(self, api: Api, request) -> None:
+        super().__init__(api, request)
+        self.ok: list[str] = []
         self.connection_failures = 0
         self.retried: dict[str, int] = {}  # kind of first failure -> count
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(THREADS)]
@@ -83,22 +101,12 @@ class Load:
                 if answer.status == 200:
                     self.ok.append(path)
 
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
-
     def answered(self) -> int:
         with self.lock:
             return sum(self.statuses.values())
 
 
-class ReloadLoad:
+class ReloadLoad(_LoadThreads):
     """``THREADS`` threads with one request per fresh connection and ``KEEPALIVE_THREADS`` with
     many per kept-alive connection, for reloads: what may fail and what may be retried.
 
@@ -109,11 +117,7 @@ class ReloadLoad:
     """
 
     def __init__(self, api: Api, request) -> None:
-        self.api = api
-        self.request = request  # (thread, n) -> (method, path, body)
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.statuses: dict[int, int] = {}
+        super().__init__(api, request)
         self.answered = {"fresh": 0, "keepalive": 0}
         self.failures: dict[str, int] = {}  # "fresh: Closed" etc. -> count
         self.retried: dict[str, int] = {}  # kept-alive requests retried once, by first failure
@@ -180,16 +184,6 @@ class ReloadLoad:
                     self.closed_by_server += 1
         if conn is not None:
             conn.close()
-
-    def __enter__(self) -> ReloadLoad:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
 
 
 def test_kill_9_of_a_worker_under_load_loses_no_acknowledged_key(
